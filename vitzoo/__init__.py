@@ -1,1 +1,16 @@
 __version__ = "0.0.1"
+
+# The main names, imported on first use so that `import vitzoo` stays cheap (and never pulls in fastai).
+_lazy = dict(build_model='factory', load_backbone='factory', CheckpointNotFoundError='factory',
+             VitZooModel='model', eager_attention='model',
+             BaseHead='heads', LinearHead='heads', MLPHead='heads', IdentityHead='heads',
+             list_models='registry', register_model='registry', get_spec='registry', ModelSpec='registry')
+__all__ = list(_lazy)
+
+def __getattr__(name):
+    if name in _lazy:
+        import importlib
+        return getattr(importlib.import_module(f'{__name__}.{_lazy[name]}'), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__(): return sorted(list(globals()) + __all__)

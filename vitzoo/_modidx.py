@@ -58,5 +58,6 @@ d = { 'settings': { 'branch': 'main',
                                  'vitzoo.registry.get_spec': ('registry.html#get_spec', 'vitzoo/registry.py'),
                                  'vitzoo.registry.list_models': ('registry.html#list_models', 'vitzoo/registry.py'),
                                  'vitzoo.registry.register_model': ('registry.html#register_model', 'vitzoo/registry.py'),
+                                 'vitzoo.registry.registry_markdown': ('registry.html#registry_markdown', 'vitzoo/registry.py'),
                                  'vitzoo.registry.registry_table': ('registry.html#registry_table', 'vitzoo/registry.py'),
                                  'vitzoo.registry.unregister_model': ('registry.html#unregister_model', 'vitzoo/registry.py')}}}

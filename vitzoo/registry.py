@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 
 # %% auto #0
 __all__ = ['FAMILIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'CLIP_MEAN', 'CLIP_STD', 'Family',
-           'get_family', 'ModelSpec', 'list_models', 'get_spec', 'register_model', 'unregister_model', 'registry_table']
+           'get_family', 'ModelSpec', 'list_models', 'get_spec', 'register_model', 'unregister_model', 'registry_table',
+           'registry_markdown']
 
 # %% ../nbs/00_registry.ipynb #2d1a1c4e
 @dataclass(frozen=True)
@@ -186,3 +187,11 @@ def registry_table(pattern:str='*')->list:
                  embed_dim=s.embed_dim, image_size=s.image_size, patch=s.patch_size, prefix_tokens=s.num_prefix_tokens,
                  pooling=s.pooling, license=s.license + (' (gated)' if s.gated else ''))
             for s in map(get_spec, list_models(pattern))]
+
+# %% ../nbs/00_registry.ipynb #fea5eebe
+def registry_markdown(pattern:str='*')->str:
+    "The registry as a Markdown table"
+    rows = registry_table(pattern)
+    cols = list(rows[0]) if rows else ['name']
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
+    return '\n'.join(lines + ['| ' + ' | '.join(f'`{r[c]}`' if c in ('name', 'checkpoint') else str(r[c]) for c in cols) + ' |' for r in rows])
