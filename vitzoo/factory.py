@@ -129,7 +129,7 @@ def _spec_for(backbone, base:ModelSpec|None, checkpoint:str)->ModelSpec:
                    patch_size=c.patch_size, embed_dim=c.hidden_size, num_prefix_tokens=fam.num_prefix_tokens(c),
                    n_params=sum(p.numel() for p in backbone.parameters()))
 
-# %% ../nbs/03_factory.ipynb #18951e63
+# %% ../nbs/03_factory.ipynb #5ddcae01
 def build_model(model_type:str|None=None, # registry name, see `list_models()`
                 model_name:str|None=None, # hub id or local folder; overrides the registry's checkpoint
                 backbone_cls=None, # transformers class (or name) for a `model_name` outside the registry
@@ -157,5 +157,6 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
     arch = spec.config if spec and checkpoint == spec.checkpoint and spec.model_type == cls.config_class.model_type else None
     backbone = load_backbone(cls, checkpoint, load_pretrained, arch, overrides, load_kwargs)
     model = VitZooModel(backbone, head, pooling, _spec_for(backbone, spec, checkpoint))
+    model.pretrained = load_pretrained
     if freeze_backbone: model.freeze_backbone()
     return model

@@ -76,7 +76,7 @@ def _make_head(head, pooled_dim):
                          f"build the head with input_dim={pooled_dim}")
     return head
 
-# %% ../nbs/02_model.ipynb #e6df831c
+# %% ../nbs/02_model.ipynb #44055761
 class VitZooModel(nn.Module):
     "A HuggingFace ViT `backbone` whose pooled embedding feeds `head`"
     def __init__(self, backbone:nn.Module, # a transformers ViT-family model
@@ -89,6 +89,8 @@ class VitZooModel(nn.Module):
         self.family = get_family(backbone.config.model_type)
         self.num_prefix_tokens = self.family.num_prefix_tokens(backbone.config)
         self.head = _make_head(head, self.pooled_dim)
+        self.default_outputs = dict(output_attentions=False, output_embeddings=False)
+        self.pretrained = False
 
     @property
     def config(self): return self.backbone.config
@@ -119,11 +121,13 @@ def _tokens(self:VitZooModel, pixel_values, output_attentions=False):
 
 VitZooModel.tokens = _tokens
 
-# %% ../nbs/02_model.ipynb #5f6e1125
+# %% ../nbs/02_model.ipynb #ecf45a03
 def _forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, height, width)` normalised images
-             output_attentions:bool=False, # also return one `(batch, heads, tokens, tokens)` tensor per layer
-             output_embeddings:bool=False): # also return the pooled embeddings
+             output_attentions:bool|None=None, # also return one `(batch, heads, tokens, tokens)` tensor per layer
+             output_embeddings:bool|None=None): # also return the pooled embeddings
     "Predictions, or a dict with `predictions` and the requested `attentions`/`embeddings`"
+    if output_attentions is None: output_attentions = self.default_outputs['output_attentions']
+    if output_embeddings is None: output_embeddings = self.default_outputs['output_embeddings']
     tokens, attns = self.tokens(pixel_values, output_attentions)
     emb = pool_tokens(tokens, self.pooling, self.num_prefix_tokens)
     preds = self.head(emb)
@@ -135,7 +139,7 @@ def _forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, h
 
 VitZooModel.forward = _forward
 
-# %% ../nbs/02_model.ipynb #8e019679
+# %% ../nbs/02_model.ipynb #8e206d2e
 def _freeze_backbone(self:VitZooModel):
     "Set `requires_grad=False` on every backbone parameter"
     for p in self.backbone.parameters(): p.requires_grad_(False)
