@@ -110,7 +110,33 @@ class ViTLearner(Learner):
         self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (BF16Autocast, MixedPrecision))])
         return self
 
-# %% ../nbs/04_learner.ipynb #1e4df236
+# %% ../nbs/04_learner.ipynb #ef8246df
+from fastai.distributed import DistributedDL, DistributedTrainer
+
+class _DistributedDL(DistributedDL):
+    "`DistributedDL` whose index broadcast also works with the gloo backend (CPU)"
+    def _broadcast(self, t, rank):
+        dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
+        t = torch.tensor(t, dtype=torch.long, device=dev)
+        torch.distributed.broadcast(t, rank)
+        return t.cpu().tolist()
+
+class _DistributedTrainer(DistributedTrainer):
+    "fastai's `DistributedTrainer` with a gloo-friendly `DistributedDL`"
+    def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DistributedDL(dl, device=self.learn.model.device)
+
+# %% ../nbs/04_learner.ipynb #ceb05f2a
+def _to_distributed(self:ViTLearner, sync_bn=True, **kwargs):
+    "Train data-parallel with accelerate: CUDA (nccl) or CPU processes (gloo)"
+    from fastai.callback.progress import ProgressCallback
+    from fastai.torch_core import rank_distrib
+    self.add_cb(_DistributedTrainer(sync_bn, **kwargs))
+    if rank_distrib(): self.remove_cb(ProgressCallback)
+    return self
+
+ViTLearner.to_distributed = _to_distributed
+
+# %% ../nbs/04_learner.ipynb #5ddf562e
 def _check_dls(dls):
     if not hasattr(dls, 'train') or not hasattr(dls, 'after_batch'): raise TypeError(f"dls must be fastai DataLoaders, got {type(dls).__name__}")
     n_inp = getattr(dls, 'n_inp', 1)
@@ -123,7 +149,7 @@ def _add_norm(dls, spec):
     if not any(isinstance(t, Normalize) for t in dls.after_batch.fs):
         dls.add_tfms([Normalize.from_stats(spec.mean, spec.std)], 'after_batch')
 
-# %% ../nbs/04_learner.ipynb #b3e5d189
+# %% ../nbs/04_learner.ipynb #399c5895
 def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 arch:str|VitZooModel, # registry name, or a model from `build_model`
                 normalize:bool=True, # add the checkpoint's `Normalize` to `dls` (once)
