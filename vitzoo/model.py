@@ -153,3 +153,6 @@ def _unfreeze_backbone(self:VitZooModel):
 VitZooModel.freeze_backbone,VitZooModel.unfreeze_backbone = _freeze_backbone,_unfreeze_backbone
 VitZooModel.backbone_frozen = property(lambda self: not any(p.requires_grad for p in self.backbone.parameters()),
                                        doc="`True` when no backbone parameter gets gradients")
+
+# %% ../nbs/02_model.ipynb #a4436924
+from . import save as _save # noqa: E402 (attaches `save_pretrained`, `from_pretrained`, `push_to_hub`)
