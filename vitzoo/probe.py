@@ -242,7 +242,7 @@ def fit_linear_head(train:Features, # cached training features and labels
         head.fc.bias.sub_(head.fc.weight @ mu)
     return head.eval(), hist
 
-# %% ../nbs/06_probe.ipynb #723d9843
+# %% ../nbs/06_probe.ipynb #17cd5f23
 @dataclass
 class ProbeResult:
     "A trained probe head, with its pooling, validation accuracy, history and the cached features"
@@ -254,6 +254,11 @@ class ProbeResult:
     train:Features|None = field(default=None, repr=False)
     valid:Features|None = field(default=None, repr=False)
     model:VitZooModel|None = field(default=None, repr=False)
+
+    def __repr__(self):
+        secs = ', '.join(f"{k} {v:.2f}s" for k, v in self.secs.items())
+        acc = 'n/a' if self.accuracy is None else f"{self.accuracy:.4f}"
+        return f"ProbeResult(pooling={self.pooling!r}, accuracy={acc}, head=LinearHead({self.head.input_dim} -> {self.head.output_dim}), {secs})"
 
     def predict(self, items, **kwargs):
         "Logits of `items` (any input of `extract_embeddings`), end to end through the backbone and the head"
