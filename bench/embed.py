@@ -1,8 +1,9 @@
 """bfloat16 feature extraction on CPU: throughput and agreement with fp32, ViT-B/16 at 224 px.
 
 Times `vitzoo.probe.extract_embeddings` (the library path, `progress=False`) on 32 real photo crops per call, in batches
-of 8, 16 and 32, in fp32 and in both bf16 modes: `'cast'` (bfloat16 copies of the weights, as `model.to(torch.bfloat16)`)
-and `'autocast'` (`torch.autocast('cpu', dtype=torch.bfloat16)`). Every variant is warmed up, then the variants are
+of 8, 16 and 32, in fp32 and in the three bf16 modes: `'fast'` (a `vitzoo.fast.fast_inference` copy made at each call: packed oneDNN
+linears, fused bias and GELU, lean attention; what `bf16=True` picks on such a CPU), `'cast'` (bfloat16 copies of the
+weights, as `model.to(torch.bfloat16)`) and `'autocast'` (`torch.autocast('cpu', dtype=torch.bfloat16)`). Every variant is warmed up, then the variants are
 interleaved round by round (the order rotating); throughputs are medians over rounds and speed-ups medians of the
 per-round ratios, so a machine that other jobs slow down for a while slows all variants of a round alike. Other jobs
 on a 2-core machine do not slow fp32 and bf16 alike, though (threads wait for each other, more often in the shorter bf16
@@ -51,7 +52,7 @@ if __name__ == '__main__':
     torch.manual_seed(0)
     m = build_model('vanilla_vit', load_pretrained=False).eval()
     x = photo_crops(m.spec, a.n)
-    modes = {'fp32': False, 'cast': 'cast', 'autocast': 'autocast'}
+    modes = {'fp32': False, 'fast': 'fast', 'cast': 'cast', 'autocast': 'autocast'}
     run = lambda bs, mode: extract_embeddings(m, x, bs=bs, bf16=modes[mode], progress=False).feats
     feats, times = {}, {(bs, k): [] for bs in a.bs for k in modes}
     warm = {}
@@ -59,14 +60,14 @@ if __name__ == '__main__':
         for k in modes:  # warm-up, and the features compared below
             t = time.perf_counter(); feats[bs, k] = run(bs, k); warm[bs, k] = time.perf_counter() - t
     print("warm-up calls (s): " + ', '.join(f"bs {bs} " + '/'.join(f"{warm[bs, k]:.2f}" for k in modes) for bs in a.bs)
-          + " (fp32/cast/autocast; the first 'cast' call allocates the bfloat16 weights)")
+          + " (fp32/fast/cast/autocast; the first 'cast' call allocates the bfloat16 weights)")
     ref = copy.deepcopy(m).to(torch.bfloat16)
     with torch.inference_mode(): direct = ref(x[:8].bfloat16()).float()
     print(f"'cast' vs model.to(torch.bfloat16): max abs difference {(feats[a.bs[0], 'cast'][:8] - direct).abs().max():.2e}")
     del ref
     quiet = []
     for r in range(a.rounds):
-        order = list(modes)[r % 3:] + list(modes)[:r % 3]
+        order = list(modes)[r % len(modes):] + list(modes)[:r % len(modes)]
         (busy0, own0), w0 = cpu_seconds(), time.perf_counter()
         for bs in a.bs:
             for k in order:
@@ -81,7 +82,8 @@ if __name__ == '__main__':
           "per-round ratios, quiet rounds (all rounds)")
     print("cosine similarity to the fp32 features: min over images (centred in brackets)")
     med = lambda xs, idx: statistics.median([xs[i] for i in idx]) if idx else float('nan')
-    print(f"{'bs':>4} {'fp32':>13} {'cast':>13} {'autocast':>13} {'cast x':>15} {'autocast x':>15}   {'cos cast':>18} {'cos autocast':>18}")
+    bf = [k for k in modes if k != 'fp32']
+    print(f"{'bs':>4} " + ' '.join(f"{k:>13}" for k in modes) + ' ' + ' '.join(f"{k + ' x':>15}" for k in bf) + '   ' + ' '.join(f"{'cos ' + k:>18}" for k in bf))
     for bs in a.bs:
         everything = range(a.rounds)
         ips = {k: f"{a.n / med(times[bs, k], q):.2f} ({a.n / med(times[bs, k], everything):.2f})" for k in modes}
@@ -90,6 +92,6 @@ if __name__ == '__main__':
         f32 = feats[bs, 'fp32']
         cos = lambda k: F.cosine_similarity(feats[bs, k], f32).min().item()
         ccos = lambda k: F.cosine_similarity(feats[bs, k] - f32.mean(0), f32 - f32.mean(0)).min().item()
-        print(f"{bs:>4} {ips['fp32']:>13} {ips['cast']:>13} {ips['autocast']:>13} {ratio['cast']:>15} {ratio['autocast']:>15}"
-              f"   {cos('cast'):.5f} ({ccos('cast'):.4f}) {cos('autocast'):.5f} ({ccos('autocast'):.4f})")
+        print(f"{bs:>4} " + ' '.join(f"{ips[k]:>13}" for k in modes) + ' ' + ' '.join(f"{ratio[k]:>15}" for k in bf)
+              + '   ' + ' '.join(f"{cos(k):.5f} ({ccos(k):.4f})" for k in bf))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -1,7 +1,8 @@
-"""Forward throughput of ViT-B/16 on this machine: vitzoo vs the raw transformers backbone vs timm, fp32 and bf16.
+"""Forward throughput of ViT-B/16 on this machine: vitzoo (eager and `fast_inference`) vs the raw transformers backbone vs timm, fp32 and bf16.
 
 Also the achieved GFLOP/s against a measured matmul peak. Run from the repository root:
-    .venv/bin/python bench/forward.py [--rounds 10] [--bs 8]
+    .venv/bin/python bench/forward.py [--rounds 10] [--bs 8] [--compiled]
+`--compiled` adds timm under `torch.compile` (inductor with weight freezing), compiled once per dtype before timing.
 Variants are timed round-robin (the order rotates each round) after warm-up; ratios are medians of per-round ratios."""
 import argparse, os, statistics, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -23,9 +24,11 @@ def matmul_peak(dtype, n=2048, reps=10):
 
 def main():
     p = argparse.ArgumentParser(); p.add_argument('--rounds', type=int, default=10); p.add_argument('--bs', type=int, default=8)
+    p.add_argument('--compiled', action='store_true')
     a = p.parse_args()
     import timm, transformers
     from vitzoo.factory import build_model
+    from vitzoo.fast import fast_inference
     from vitzoo.registry import get_spec
     torch.manual_seed(0)
     vz = build_model('vanilla_vit', load_pretrained=False).eval()
@@ -38,14 +41,22 @@ def main():
     for dtype in (torch.float32, torch.bfloat16):
         models = dict(vitzoo=vz.to(dtype), hf_raw=hf.to(dtype), timm=tm.to(dtype))
         x = torch.randn(a.bs, 3, 224, 224, dtype=dtype)
-        call = dict(vitzoo=lambda: vz(x), hf_raw=lambda: hf(x).last_hidden_state[:, 0], timm=lambda: tm(x))
+        fast = fast_inference(vz, dtype)
+        call = dict(vitzoo=lambda: vz(x), vitzoo_fast=lambda: fast(x), hf_raw=lambda: hf(x).last_hidden_state[:, 0], timm=lambda: tm(x))
+        if a.compiled:
+            torch._inductor.config.freezing = True
+            tc = torch.compile(tm)
+            call['timm_compiled'] = lambda: tc(x)
         with torch.inference_mode():
             torch.testing.assert_close(call['vitzoo']().float(), call['hf_raw']().float())
+            cos = torch.nn.functional.cosine_similarity(call['vitzoo_fast']().float(), call['vitzoo']().float()).min().item()
+            assert cos > 0.999, cos
+            print(f"{dtype}: vitzoo_fast vs vitzoo embeddings, min cosine {cos:.6f}")
             for f in call.values(): f(); f()
             times = {k: [] for k in call}
             names = list(call)
             for r in range(a.rounds):
-                for k in names[r % 3:] + names[:r % 3]:
+                for k in names[r % len(names):] + names[:r % len(names)]:
                     t = time.perf_counter(); call[k](); times[k].append(time.perf_counter() - t)
         peak = matmul_peak(dtype)
         med = {k: statistics.median(v) for k, v in times.items()}

@@ -1,14 +1,15 @@
 __version__ = "0.0.1"
 
 # The main names, imported on first use so that `import vitzoo` stays cheap (and never pulls in fastai).
-_lazy = dict(build_model='factory', load_backbone='factory', CheckpointNotFoundError='factory',
+_lazy = dict(build_model='factory', load_backbone='factory', CheckpointNotFoundError='factory', tiny_model='factory',
              VitZooModel='model', eager_attention='model',
              BaseHead='heads', LinearHead='heads', MLPHead='heads', IdentityHead='heads',
              list_models='registry', register_model='registry', get_spec='registry', ModelSpec='registry',
              save_model='save', load_model='save', register_head='save',
              vit_learner='learner', digits_folder='data',
              extract_embeddings='probe', linear_probe='probe', knn_classifier='probe',
-             attention_maps='attention', attention_rollout='attention', attention_grid='attention')
+             attention_maps='attention', attention_rollout='attention', attention_grid='attention',
+             fast_inference='fast')
 __all__ = list(_lazy)
 
 def __getattr__(name):

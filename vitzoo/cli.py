@@ -72,7 +72,7 @@ def _finetune_dls(data, size, bs, valid_pct, seed):
     if not 0 < valid_pct < 1: raise UsageError(f"--valid-pct must be in (0, 1), got {valid_pct}")
     return ImageDataLoaders.from_folder(data, valid_pct=valid_pct, **tfms)
 
-# %% ../nbs/08_cli.ipynb #4f62d125
+# %% ../nbs/08_cli.ipynb #9510fbc4
 def finetune(data=None, # image folder; `None`: the embedded digits default
              model:str|None=None, # registry name or saved model folder; default: the small digits ViT
              out:str|Path='vitzoo_out', # where the model, `metrics.json` and plots go
@@ -107,15 +107,15 @@ def finetune(data=None, # image folder; `None`: the embedded digits default
         else: learn.fit_one_cycle(epochs, lr, wd=0.05)
         secs = time.time() - start
         val_loss, acc = learn.validate()
-        interp = ClassificationInterpretation.from_learner(learn)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        # the confusion matrix runs predictions again: inside the block, so `--quiet` shows no bar
+        ClassificationInterpretation.from_learner(learn).plot_confusion_matrix(); _save_fig(out/'confusion_matrix.png')
     learn.model.save_pretrained(out/'model')
     metrics = dict(accuracy=float(acc), valid_loss=float(val_loss), epochs=epochs, lr=lr, train_seconds=round(secs, 1),
                    n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), classes=list(map(str, dls.vocab)),
                    history=[dict(zip(learn.recorder.metric_names[1:-1], map(float, v))) for v in learn.recorder.values])
     (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
     learn.recorder.plot_loss(); _save_fig(out/'losses.png')
-    interp.plot_confusion_matrix(); _save_fig(out/'confusion_matrix.png')
     return metrics
 
 def _save_fig(fn):
@@ -160,7 +160,7 @@ def cmd_attention(args):
     fig.savefig(out, bbox_inches='tight', dpi=100)
     print(f"attention maps of layer {args.layer} written to {out}")
 
-# %% ../nbs/08_cli.ipynb #f2d1c0a4
+# %% ../nbs/08_cli.ipynb #e051c8d6
 def parser()->argparse.ArgumentParser:
     "The `vitzoo` argument parser"
     p = _Parser(prog='vitzoo', description='HuggingFace Vision Transformers from the shell')
@@ -182,7 +182,8 @@ def parser()->argparse.ArgumentParser:
     s = sub.add_parser('embed', help='embeddings of images to an .npz')
     s.add_argument('data', help='an image, or a folder of images')
     s.add_argument('--model', required=True); s.add_argument('-o', '--output', required=True)
-    s.add_argument('--bs', type=int, default=32); s.add_argument('--bf16', action='store_true')
+    s.add_argument('--bs', type=int, default=32)
+    s.add_argument('--bf16', action='store_true', help='run in bfloat16 (on CPUs with bfloat16 support: vitzoo.fast.fast_inference)')
     s.add_argument('--pooling', choices=['cls', 'mean', 'cls+mean', 'dinov2'])
     s.add_argument('--no-pretrained', action='store_true'); s.add_argument('--quiet', action='store_true')
     s.set_defaults(func=cmd_embed)

@@ -13,7 +13,7 @@ from pathlib import Path
 from .registry import ModelSpec, get_spec, get_family, list_models, FAMILIES, IMAGENET_MEAN, IMAGENET_STD, CLIP_MEAN, CLIP_STD
 
 # %% auto #0
-__all__ = ['resolve_backbone_cls', 'CheckpointNotFoundError', 'load_backbone', 'build_model']
+__all__ = ['TINY', 'resolve_backbone_cls', 'CheckpointNotFoundError', 'load_backbone', 'build_model', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/03_factory.ipynb #ba473aa6
 def resolve_backbone_cls(backbone_cls):
@@ -116,7 +116,7 @@ def _processor_stats(checkpoint:str, model_type:str):
     if isinstance(size, dict): size = size.get('height') or size.get('shortest_edge')
     return tuple(d.get('image_mean', mean)), tuple(d.get('image_std', std)), size
 
-# %% ../nbs/03_factory.ipynb #0be1ddd7
+# %% ../nbs/03_factory.ipynb #369912ff
 def _spec_for(backbone, base:ModelSpec|None, checkpoint:str)->ModelSpec:
     "The `ModelSpec` describing the built `backbone`: `base` updated with the actual architecture"
     c = backbone.config
@@ -124,7 +124,9 @@ def _spec_for(backbone, base:ModelSpec|None, checkpoint:str)->ModelSpec:
     if base is None:
         mean, std, size = _processor_stats(checkpoint, c.model_type)
         base = ModelSpec(checkpoint, type(backbone).__name__, checkpoint, mean=mean, std=std, image_size=size or c.image_size)
-    return replace(base, checkpoint=checkpoint, config={**{k: v for k, v in c.to_diff_dict().items() if not k.startswith('_') and k != 'transformers_version'}, 'model_type': c.model_type},
+    # an architecture built for another resolution than the base's (e.g. `config_kwargs=dict(image_size=...)`) is fed at it
+    size = c.image_size if (base.config or {}).get('image_size', c.image_size) != c.image_size else base.image_size
+    return replace(base, checkpoint=checkpoint, image_size=size, config={**{k: v for k, v in c.to_diff_dict().items() if not k.startswith('_') and k != 'transformers_version'}, 'model_type': c.model_type},
                    patch_size=c.patch_size, embed_dim=c.hidden_size, num_prefix_tokens=fam.num_prefix_tokens(c),
                    n_params=sum(p.numel() for p in backbone.parameters()))
 
@@ -159,3 +161,17 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
     model.pretrained = load_pretrained
     if freeze_backbone: model.freeze_backbone()
     return model
+
+# %% ../nbs/03_factory.ipynb #b9019d3b
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
+
+def tiny_config(name:str)->dict: # a registry name
+    "`TINY` in the words of `name`'s config (DINOv2 sizes its MLP with `mlp_ratio`)"
+    if get_spec(name).model_type.startswith('dinov2'): return {**{k: v for k, v in TINY.items() if k != 'intermediate_size'}, 'mlp_ratio': 2}
+    return dict(TINY)
+
+def tiny_model(name:str, # a registry name
+               **kwargs): # passed to `build_model`; `config_kwargs` are applied on top of `TINY`
+    "A randomly initialised `name` with the `TINY` architecture: for tests and examples that must run in a second"
+    ck = {**tiny_config(name), **(kwargs.pop('config_kwargs', None) or {})}
+    return build_model(name, load_pretrained=False, config_kwargs=ck, **kwargs)

@@ -20,8 +20,9 @@ from .model import VitZooModel, POOLINGS, pool_tokens, check_pixel_values
 from .heads import LinearHead
 
 # %% auto #0
-__all__ = ['PROBE_POOLINGS', 'BF16_MODES', 'preprocess', 'feature_dim', 'pooled_features', 'Features', 'extract_embeddings',
-           'fit_linear_head', 'ProbeResult', 'linear_probe', 'knn_predict', 'KNNResult', 'knn_classifier']
+__all__ = ['PROBE_POOLINGS', 'BF16_MODES', 'preprocess', 'feature_dim', 'pooled_features', 'default_bf16_mode', 'Features',
+           'extract_embeddings', 'fit_linear_head', 'ProbeResult', 'linear_probe', 'knn_predict', 'KNNResult',
+           'knn_classifier']
 
 # %% ../nbs/06_probe.ipynb #04a8621b
 def preprocess(img, # a PIL image, or the path of an image file
@@ -71,8 +72,8 @@ def pooled_features(model:VitZooModel, # the model whose backbone runs
     toks = [model.norm(h) for h in hidden]
     return torch.cat([t[:, 0] for t in toks] + [toks[-1][:, model.num_prefix_tokens:].mean(1)], dim=-1)
 
-# %% ../nbs/06_probe.ipynb #e4ccffca
-BF16_MODES = ('cast', 'autocast')
+# %% ../nbs/06_probe.ipynb #bfae7c45
+BF16_MODES = ('fast', 'cast', 'autocast')
 
 _bf16_buffers = weakref.WeakKeyDictionary()
 
@@ -92,12 +93,21 @@ class _Pooler(nn.Module):
     def __init__(self, model, pooling): super().__init__(); self.model,self.pooling = model,pooling
     def forward(self, x): return pooled_features(self.model, x, self.pooling)
 
+def default_bf16_mode(device:torch.device)->str:
+    "What `bf16=True` means on `device`: `'fast'` on a CPU with oneDNN bfloat16 support, else `'cast'`"
+    ok = device.type == 'cpu' and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return 'fast' if ok else 'cast'
+
 @contextmanager
 def _runner(model, pooling, bf16, device):
-    "A function from a batch to its features, in fp32 or in bfloat16 (`'cast'` or `'autocast'`)"
-    mode = 'cast' if bf16 is True else bf16
+    "A function from a batch to its features, in fp32 or in bfloat16 (one of `BF16_MODES`)"
+    mode = default_bf16_mode(device) if bf16 is True else bf16
     if mode not in (False, None) + BF16_MODES: raise ValueError(f"bf16 must be True, False or one of {BF16_MODES}, got {bf16!r}")
     if not mode: yield lambda x: pooled_features(model, x, pooling)
+    elif mode == 'fast':
+        from vitzoo.fast import fast_inference
+        fast = fast_inference(model, torch.bfloat16)
+        yield lambda x: pooled_features(fast, x, pooling)
     elif mode == 'autocast':
         with torch.autocast(device.type, dtype=torch.bfloat16): yield lambda x: pooled_features(model, x, pooling)
     else:
@@ -152,13 +162,13 @@ def _batches(model, items, labels, bs, size, ds_idx):
             yield _plain(b[0]), (_plain(b[1]) if len(b) > 1 else None)
     return _gen(), len(items)
 
-# %% ../nbs/06_probe.ipynb #59a88844
+# %% ../nbs/06_probe.ipynb #70b3a636
 def extract_embeddings(model:VitZooModel, # the model whose backbone runs
                        items, # tensor `(N, C, H, W)`, list of image paths/PIL images, or (fastai) `DataLoader(s)`
                        labels=None, # one label per item, for a tensor or a list
                        pooling:str|None=None, # one of `PROBE_POOLINGS`; default: `model.pooling`
                        bs:int=64, # batch size, for a tensor or a list
-                       bf16:bool|str=False, # run in bfloat16: `True` (the faster way, `'cast'`), `'cast'` or `'autocast'`
+                       bf16:bool|str=False, # run in bfloat16: `True` (the fastest way here, see `default_bf16_mode`) or one of `BF16_MODES`
                        size:int|None=None, # side to preprocess images to instead of `model.spec.image_size`
                        ds_idx:int=1, # which loader of a `DataLoaders`: 0 train, 1 valid
                        progress:bool=True, # show a progress bar

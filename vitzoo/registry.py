@@ -14,7 +14,7 @@ __all__ = ['FAMILIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEP
            'get_family', 'ModelSpec', 'list_models', 'get_spec', 'register_model', 'unregister_model', 'registry_table',
            'registry_markdown']
 
-# %% ../nbs/00_registry.ipynb #2d1a1c4e
+# %% ../nbs/00_registry.ipynb #60394e45
 @dataclass(frozen=True)
 class Family:
     "How one HuggingFace ViT implementation is laid out"
@@ -28,12 +28,13 @@ class Family:
     drop_path:bool=False # supports `drop_path_rate` (stochastic depth)
     extra_tokens:int=0 # prefix tokens besides CLS and registers (DeiT's distillation token)
     init_kwargs:dict=field(default_factory=dict) # extra kwargs for the model's constructor
+    mlp:tuple=('mlp.fc1', 'mlp.activation_fn') # a block's first MLP linear and the activation after it
 
     def num_prefix_tokens(self, config):
         "CLS + extra tokens + registers of `config`"
         return 1 + self.extra_tokens + getattr(config, 'num_register_tokens', 0)
 
-# %% ../nbs/00_registry.ipynb #1b3661a0
+# %% ../nbs/00_registry.ipynb #e591c09b
 _vit_dropout = ('hidden_dropout_prob', 'attention_probs_dropout_prob')
 FAMILIES = {f.model_type: f for f in [
     Family('vit', 'layers', ('embeddings',), 'layernorm', _vit_dropout, interpolate=True,
@@ -42,7 +43,8 @@ FAMILIES = {f.model_type: f for f in [
            init_kwargs=dict(add_pooling_layer=False)),
     Family('dinov2', 'encoder.layer', ('embeddings',), 'layernorm', _vit_dropout, drop_path=True),
     Family('dinov2_with_registers', 'encoder.layer', ('embeddings',), 'layernorm', _vit_dropout, drop_path=True),
-    Family('dinov3_vit', 'model.layer', ('embeddings', 'rope_embeddings'), 'norm', ('attention_dropout',), drop_path=True),
+    Family('dinov3_vit', 'model.layer', ('embeddings', 'rope_embeddings'), 'norm', ('attention_dropout',), drop_path=True,
+           mlp=('mlp.up_proj', 'mlp.act_fn')),
     Family('clip_vision_model', 'encoder.layers', ('embeddings', 'pre_layrnorm'), 'post_layernorm', ('attention_dropout',),
            interpolate=True, post_norm=True),
 ]}

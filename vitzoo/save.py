@@ -123,7 +123,7 @@ def _dedupe(state:dict):
     return {k: t.contiguous().clone() if t.numel() and (ptrs[t.untyped_storage().data_ptr()] > 1 or not t.is_contiguous()) else t
             for k, t in out.items()}, aliases
 
-# %% ../nbs/07_save.ipynb #217e9d97
+# %% ../nbs/07_save.ipynb #3a59ba0f
 def _spec_dict(spec):
     return None if spec is None else json.loads(json.dumps(asdict(spec)))
 
@@ -144,6 +144,9 @@ def save_model(model:VitZooModel, # the model to save
               )->Path:
     "Write `model` to `folder` as `config.json`, `model.safetensors` and `vitzoo.json`, replacing any checkpoint there only once all are written"
     if not isinstance(model, VitZooModel): raise TypeError(f"save_model saves a VitZooModel, got {type(model).__name__}")
+    if getattr(model, 'fast_dtype', None) is not None:
+        raise ValueError("This model was made by fast_inference: its weights are packed for inference and cannot be saved; "
+                         "save the model you passed to fast_inference")
     folder, bb = Path(folder), model.backbone
     head = head_config(model.head)
     tensors, aliases = _dedupe(model.state_dict())
