@@ -9,11 +9,12 @@ Variants, interleaved round-robin (the order rotates every round) after a warm-u
 - `eager forward`: `model(x, output_attentions=True)`, every layer eager.
 Times are medians over the rounds; ratios are medians of the per-round ratios to that round's sdpa forward, which
 cancels slow drifts in machine load. bfloat16 is the whole model cast with `model.to(torch.bfloat16)`."""
-import argparse, os, platform, statistics, time
+import argparse, os, platform, statistics
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
 from vitzoo.factory import build_model
 from vitzoo.attention import attention_maps, capture_attention
+from _timing import round_robin, paired_ratio
 
 def variants(model, x):
     def with_maps():
@@ -23,15 +24,8 @@ def variants(model, x):
             'forward + maps': with_maps, 'eager forward': lambda: model(x, output_attentions=True)}
 
 def bench(fns, rounds, warmup):
-    names = list(fns)
-    for _ in range(warmup):
-        for f in fns.values(): f()
-    times = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter(); fns[n](); times[n].append(time.perf_counter() - t0)
-    ratios = {n: statistics.median(t/b for t, b in zip(times[n], times['sdpa forward'])) for n in names}
-    return {n: (statistics.median(times[n]), min(times[n]), max(times[n]), ratios[n]) for n in names}
+    times = round_robin(fns, rounds, warmup)
+    return {n: (statistics.median(t), min(t), max(t), paired_ratio(times, n, 'sdpa forward')) for n, t in times.items()}
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

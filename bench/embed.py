@@ -22,13 +22,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 from vitzoo.factory import build_model
 from vitzoo.probe import extract_embeddings, preprocess
-
-def cpu_seconds():
-    "CPU seconds used so far by the whole machine (from /proc/stat) and by this process"
-    with open('/proc/stat') as f: v = [int(x) for x in f.readline().split()[1:]]
-    busy = (sum(v) - v[3] - v[4]) / os.sysconf('SC_CLK_TCK')  # all but idle and iowait
-    t = os.times()
-    return busy, t.user + t.system
+from _timing import cpu_seconds
 
 def photo_crops(spec, n, seed=0):
     "`n` random 256-px crops of scikit-learn's two sample photos, preprocessed for `spec`"

@@ -7,6 +7,7 @@ Variants are timed round-robin (the order rotates each round) after warm-up; rat
 import argparse, os, statistics, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
+from _timing import round_robin, paired_ratio
 
 def vit_b16_flops(n_img, size=224, patch=16, d=768, layers=12, mlp=3072):
     "FLOPs (2 per multiply-add) of a ViT-B/16 forward without head"
@@ -52,16 +53,11 @@ def main():
             cos = torch.nn.functional.cosine_similarity(call['vitzoo_fast']().float(), call['vitzoo']().float()).min().item()
             assert cos > 0.999, cos
             print(f"{dtype}: vitzoo_fast vs vitzoo embeddings, min cosine {cos:.6f}")
-            for f in call.values(): f(); f()
-            times = {k: [] for k in call}
-            names = list(call)
-            for r in range(a.rounds):
-                for k in names[r % len(names):] + names[:r % len(names)]:
-                    t = time.perf_counter(); call[k](); times[k].append(time.perf_counter() - t)
+            times = round_robin(call, a.rounds, warmup=2)
         peak = matmul_peak(dtype)
         med = {k: statistics.median(v) for k, v in times.items()}
-        ratio = lambda k, ref: statistics.median(t2/t1 for t1, t2 in zip(times[k], times[ref]))
-        for k in names:
+        ratio = lambda k, ref: paired_ratio(times, ref, k)  # img/s of k over ref's = time of ref over k's
+        for k in call:
             rows.append((str(dtype).split('.')[-1], k, med[k], a.bs/med[k], flops/med[k]/1e9, peak,
                          ratio(k, 'hf_raw'), ratio(k, 'timm')))
     print(f"\n| dtype | model | median s/batch | img/s | GFLOP/s | matmul peak GFLOP/s | % of peak | img/s vs hf_raw | img/s vs timm |")

@@ -25,6 +25,7 @@ from vitzoo.factory import build_model
 from vitzoo.heads import BaseHead, LinearHead
 from vitzoo.data import digits_folder
 from vitzoo.probe import linear_probe
+from _timing import cpu_seconds
 
 CFG = dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=3, intermediate_size=768, image_size=32, patch_size=4)
 
@@ -37,12 +38,6 @@ class BNLinearHead(BaseHead):
     @property
     def input_dim(self): return self._input_dim
     def forward(self, x): return self.fc(self.bn(x))
-
-def cpu_seconds():
-    "CPU seconds used so far by the whole machine (from /proc/stat) and by this process"
-    with open('/proc/stat') as f: v = [int(x) for x in f.readline().split()[1:]]
-    t = os.times()
-    return (sum(v) - v[3] - v[4]) / os.sysconf('SC_CLK_TCK'), t.user + t.system
 
 class Other:
     "Share of the CPUs other processes used inside the block, in `.share`"

@@ -166,14 +166,17 @@ def attention_maps(model:VitZooModel,
     if upsample: maps = upsample_maps(maps, x.shape[-2:])
     return maps[:, 0] if single else maps
 
-# %% ../nbs/05_attention.ipynb #37061583
+# %% ../nbs/05_attention.ipynb #6a402ce7
+def _check_rollout(discard_ratio, residual):
+    if not 0 <= discard_ratio < 1: raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio!r}")
+    if not 0 <= residual <= 1: raise ValueError(f"residual must be in [0, 1], got {residual!r}")
+
 def rollout(attentions:list, # `(batch, heads, tokens, tokens)` weights per layer, first layer first
             head_fusion:str='mean', # one of `HEAD_FUSIONS`
             discard_ratio:float=0.0, # fraction of each fused matrix's lowest entries set to 0
             residual:float=0.5): # weight of the identity (skip connection) added to each layer's attention
     "Attention rollout: the `(batch, tokens, tokens)` product of the layers' residual-corrected, row-normalised attention"
-    if not 0 <= discard_ratio < 1: raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio!r}")
-    if not 0 <= residual <= 1: raise ValueError(f"residual must be in [0, 1], got {residual!r}")
+    _check_rollout(discard_ratio, residual)
     attentions = list(attentions)
     if not attentions: raise ValueError("rollout needs the attention weights of at least one layer")
     r = None
@@ -190,7 +193,7 @@ def rollout(attentions:list, # `(batch, heads, tokens, tokens)` weights per laye
         r = a if r is None else a @ r
     return r
 
-# %% ../nbs/05_attention.ipynb #67e467a8
+# %% ../nbs/05_attention.ipynb #4f7068c8
 def attention_rollout(model:VitZooModel,
                       x:torch.Tensor, # `(batch, channels, height, width)` normalised images
                       head_fusion:str='mean', # one of `HEAD_FUSIONS`
@@ -199,7 +202,7 @@ def attention_rollout(model:VitZooModel,
                       upsample:bool=False): # upsample to the image size, else one value per patch
     "Attention-rollout maps `(batch, h, w)` of the CLS token over the patches, each summing to 1"
     _check_fusion(head_fusion)
-    rollout([torch.eye(1)[None, None]], discard_ratio=discard_ratio, residual=residual) # check the arguments before running
+    _check_rollout(discard_ratio, residual) # before running the model
     n = len(model.blocks)
     store = _run_capture(model, x, list(range(n)), full=True)
     r = rollout([store[i] for i in range(n)], head_fusion, discard_ratio, residual)

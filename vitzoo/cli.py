@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line"
     def error(self, message): raise UsageError(message)
 
-# %% ../nbs/08_cli.ipynb #4a741e31
+# %% ../nbs/08_cli.ipynb #3382bb9d
 _IMG_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
 
 def _load_model(name:str, pretrained:bool=True):
@@ -31,12 +31,8 @@ def _load_model(name:str, pretrained:bool=True):
     if p.is_dir():
         from vitzoo.save import load_model
         return load_model(p)
-    from vitzoo.registry import _REGISTRY
-    if name not in _REGISTRY:
-        from vitzoo.registry import get_spec
-        get_spec(name) # raises with close matches
     from vitzoo.factory import build_model
-    return build_model(name, load_pretrained=pretrained)
+    return build_model(name, load_pretrained=pretrained) # an unknown name raises with close matches
 
 def _images(path:Path)->list:
     "Image files under `path` (or `path` itself), sorted"
@@ -72,7 +68,7 @@ def _finetune_dls(data, size, bs, valid_pct, seed):
     if not 0 < valid_pct < 1: raise UsageError(f"--valid-pct must be in (0, 1), got {valid_pct}")
     return ImageDataLoaders.from_folder(data, valid_pct=valid_pct, **tfms)
 
-# %% ../nbs/08_cli.ipynb #9510fbc4
+# %% ../nbs/08_cli.ipynb #5426dc67
 def finetune(data=None, # image folder; `None`: the embedded digits default
              model:str|None=None, # registry name or saved model folder; default: the small digits ViT
              out:str|Path='vitzoo_out', # where the model, `metrics.json` and plots go
@@ -93,7 +89,6 @@ def finetune(data=None, # image folder; `None`: the embedded digits default
         from vitzoo.data import digits_folder
         data = digits_folder(Path(out)/'data', size=d['size'], seed=seed)
     torch.manual_seed(seed)
-    size = size or (d['size'] if model is None else None)
     if model is None: m = build_model(d['model'], load_pretrained=False, config_kwargs=d['config_kwargs'])
     else: m = _load_model(model, pretrained)
     size = size or m.spec.image_size

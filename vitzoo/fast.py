@@ -112,7 +112,7 @@ def _cast_input(dtype):
         return args, kwargs
     return hook
 
-# %% ../nbs/09_fast.ipynb #69b788d1
+# %% ../nbs/09_fast.ipynb #0156938e
 class FastVitZooModel(VitZooModel):
     "A `VitZooModel` made by `fast_inference`: CPU inference only, in one dtype (`fast_dtype`)"
     def train(self, mode:bool=True):
@@ -123,7 +123,7 @@ class FastVitZooModel(VitZooModel):
         _check_apply(fn, self.fast_dtype)
         return super()._apply(fn, recurse)
 
-# %% ../nbs/09_fast.ipynb #9f1c6242
+# %% ../nbs/09_fast.ipynb #65a7a888
 FAST_DTYPES = (torch.bfloat16, torch.float32)
 
 def fast_inference(model:VitZooModel, # the model to speed up (left unchanged)

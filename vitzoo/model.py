@@ -105,21 +105,25 @@ class VitZooModel(nn.Module):
     @property
     def norm(self)->nn.Module: return getattr(self.backbone, self.family.norm)
 
-# %% ../nbs/02_model.ipynb #f202921a
+# %% ../nbs/02_model.ipynb #200dd264
+def _backbone_outputs(self:VitZooModel, pixel_values, **kwargs):
+    "The backbone's outputs for checked `pixel_values`, at their own size; `kwargs` go to the backbone"
+    check_pixel_values(pixel_values, self.config.num_channels, self.patch_size)
+    if self.family.interpolate: kwargs['interpolate_pos_encoding'] = True
+    return self.backbone(pixel_values, **kwargs)
+
 def _tokens(self:VitZooModel, pixel_values, output_attentions=False):
     "Final normalised tokens `(batch, tokens, dim)` and, if asked, the attention weights of every layer"
-    check_pixel_values(pixel_values, self.config.num_channels, self.patch_size)
-    kw = dict(interpolate_pos_encoding=True) if self.family.interpolate else {}
     if output_attentions:
-        with eager_attention(self.backbone): out = self.backbone(pixel_values, output_attentions=True, **kw)
+        with eager_attention(self.backbone): out = self.backbone_outputs(pixel_values, output_attentions=True)
         if len(out.attentions or ()) != self.config.num_hidden_layers:
             raise RuntimeError(f"{type(self.backbone).__name__} returned {len(out.attentions or ())} attention maps "
                                f"for {self.config.num_hidden_layers} layers")
-    else: out = self.backbone(pixel_values, **kw)
+    else: out = self.backbone_outputs(pixel_values)
     tokens = self.norm(out.last_hidden_state) if self.family.post_norm else out.last_hidden_state
     return tokens, (out.attentions if output_attentions else None)
 
-VitZooModel.tokens = _tokens
+VitZooModel.backbone_outputs,VitZooModel.tokens = _backbone_outputs,_tokens
 
 # %% ../nbs/02_model.ipynb #ecf45a03
 def _forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, height, width)` normalised images
@@ -139,7 +143,7 @@ def _forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, h
 
 VitZooModel.forward = _forward
 
-# %% ../nbs/02_model.ipynb #8e206d2e
+# %% ../nbs/02_model.ipynb #6168ff7d
 def _freeze_backbone(self:VitZooModel):
     "Set `requires_grad=False` on every backbone parameter"
     for p in self.backbone.parameters(): p.requires_grad_(False)
@@ -154,5 +158,5 @@ VitZooModel.freeze_backbone,VitZooModel.unfreeze_backbone = _freeze_backbone,_un
 VitZooModel.backbone_frozen = property(lambda self: not any(p.requires_grad for p in self.backbone.parameters()),
                                        doc="`True` when no backbone parameter gets gradients")
 
-# %% ../nbs/02_model.ipynb #a4436924
+# %% ../nbs/02_model.ipynb #665c9d8b
 from . import save as _save # noqa: E402 (attaches `save_pretrained`, `from_pretrained`, `push_to_hub`)

@@ -59,16 +59,14 @@ def feature_dim(model:VitZooModel, pooling:str|None=None)->int:
     "Width of `model`'s features under `pooling` (default: the model's own)"
     return model.embed_dim * {'cls': 1, 'mean': 1, 'cls+mean': 2, 'dinov2': 5}[_check_pooling(model, pooling)]
 
-# %% ../nbs/06_probe.ipynb #df083da1
+# %% ../nbs/06_probe.ipynb #0545bd94
 def pooled_features(model:VitZooModel, # the model whose backbone runs
                     x:torch.Tensor, # `(batch, channels, height, width)` normalised images
                     pooling:str|None=None): # one of `PROBE_POOLINGS`; default: `model.pooling`
     "Features of the batch `x`: the model's own embeddings, another pooling, or DINOv2's 4-block linear-probe features"
     pooling = _check_pooling(model, pooling)
     if pooling != 'dinov2': return pool_tokens(model.tokens(x)[0], pooling, model.num_prefix_tokens)
-    check_pixel_values(x, model.config.num_channels, model.patch_size)
-    kw = dict(interpolate_pos_encoding=True) if model.family.interpolate else {}
-    hidden = model.backbone(x, output_hidden_states=True, **kw).hidden_states[-4:]
+    hidden = model.backbone_outputs(x, output_hidden_states=True).hidden_states[-4:]
     toks = [model.norm(h) for h in hidden]
     return torch.cat([t[:, 0] for t in toks] + [toks[-1][:, model.num_prefix_tokens:].mean(1)], dim=-1)
 
