@@ -20,5 +20,5 @@ if __name__ == '__main__':
         ok, secs = run_nb(nb, skip_flags=cfg.tst_flags.split(), force_flags=a.flags.split(), basepath=cfg.config_path, save=True)
         print(f"{'ok  ' if ok else 'FAIL'} {nb.relative_to(cfg.nbs_path)} ({secs:.0f}s)")
         if not ok: failed.append(nb)
-    subprocess.run([str(Path(sys.executable).parent/'nbdev-clean')], check=True)
+    for nb in nbs: subprocess.run([str(Path(sys.executable).parent/'nbdev-clean'), '--fname', str(nb)], check=True) # only the notebooks run here
     sys.exit(1 if failed else 0)

@@ -14,7 +14,8 @@ from .registry import ModelSpec, get_family
 from .heads import BaseHead, IdentityHead, LinearHead
 
 # %% auto #0
-__all__ = ['POOLINGS', 'eager_attention', 'check_pixel_values', 'pool_tokens', 'VitZooModel']
+__all__ = ['ATTN_IMPLEMENTATIONS', 'POOLINGS', 'eager_attention', 'check_attn_implementation', 'check_pixel_values',
+           'pool_tokens', 'VitZooModel']
 
 # %% ../nbs/02_model.ipynb #14545061
 @contextmanager
@@ -27,6 +28,16 @@ def eager_attention(backbone:nn.Module): # a transformers `PreTrainedModel`
     backbone.set_attn_implementation('eager')
     try: yield backbone
     finally: backbone.set_attn_implementation(prev)
+
+# %% ../nbs/02_model.ipynb #62f38118
+ATTN_IMPLEMENTATIONS = ('eager', 'sdpa', 'flash_attention_2', 'flash_attention_3', 'flex_attention')
+
+def check_attn_implementation(impl, # an attention implementation name, e.g. read from a file or passed by a user
+                              where:str='attn_implementation'): # what to call it in the error
+    "`impl` if vitzoo supports it (`ATTN_IMPLEMENTATIONS`), else a `ValueError`: never a hub kernel or other code"
+    if impl is None or (isinstance(impl, str) and impl in ATTN_IMPLEMENTATIONS): return impl
+    raise ValueError(f"{where}={impl!r} is not an attention implementation vitzoo supports; use one of {ATTN_IMPLEMENTATIONS} "
+                     "(vitzoo never loads attention kernels from the hub)")
 
 # %% ../nbs/02_model.ipynb #c6445643
 def check_pixel_values(x, # the input batch
