@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/factory.html.md"""
 
 # %% ../nbs/03_factory.ipynb #8fb4f852
 from __future__ import annotations
-import difflib, json, warnings
+import copy, difflib, json, numbers, os, re, warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +16,13 @@ from .registry import ModelSpec, get_spec, get_family, list_models, FAMILIES, IM
 __all__ = ['TINY', 'resolve_backbone_cls', 'CheckpointNotFoundError', 'load_backbone', 'build_model', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/03_factory.ipynb #ba473aa6
+def _base_cls_name(model_type:str)->str|None:
+    "Name of transformers' base model class (no task head) for `model_type`, e.g. `'ViTModel'` for `'vit'`"
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    return MODEL_MAPPING_NAMES.get(model_type)
+
 def resolve_backbone_cls(backbone_cls):
-    "The transformers model class for `backbone_cls` (a class or its name)"
+    "The transformers base model class for `backbone_cls` (a class or its name)"
     import transformers
     if isinstance(backbone_cls, str):
         try: backbone_cls = getattr(transformers, backbone_cls)
@@ -26,43 +31,97 @@ def resolve_backbone_cls(backbone_cls):
             raise ValueError(f"transformers has no class {backbone_cls!r}" + (f"; did you mean {', '.join(close)}?" if close else '')) from None
     if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, transformers.PreTrainedModel)):
         raise TypeError(f"backbone_cls must be a transformers PreTrainedModel class or its name, got {backbone_cls!r}")
-    get_family(backbone_cls.config_class.model_type)
+    name, mt = backbone_cls.__name__, backbone_cls.config_class.model_type
+    if mt == 'clip':
+        raise ValueError(f"{name} is the whole CLIP model; vitzoo uses its image tower: pass backbone_cls='CLIPVisionModel' "
+                         "(it loads the vision weights of a full CLIP checkpoint)")
+    get_family(mt)
+    base = _base_cls_name(mt)
+    if base and not issubclass(backbone_cls, getattr(transformers, base)):
+        raise ValueError(f"backbone_cls {name} is not the base {mt!r} model (it adds a task head or other layers); vitzoo adds "
+                         f"its own head: pass backbone_cls={base!r}, which also loads the backbone weights of a {name} checkpoint")
     return backbone_cls
 
 # %% ../nbs/03_factory.ipynb #53fd2ab5
 _LOAD_KWARGS = {'attn_implementation', 'dtype', 'revision', 'cache_dir', 'local_files_only', 'token', 'force_download',
                 'subfolder', 'device_map', 'trust_remote_code'}
+_SIZES = ('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'patch_size', 'image_size', 'num_channels')
+
+def _plain(v):
+    "`v` with numpy scalars (e.g. `np.int64(8)`) turned into Python numbers, so configs stay valid and JSON-serialisable"
+    if type(v).__module__ == 'numpy' and getattr(v, 'ndim', None) == 0: return v.item()
+    if isinstance(v, (list, tuple)): return type(v)(map(_plain, v))
+    return v
+
+def _check_prob(p, name):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real): raise TypeError(f"{name} must be a float in [0, 1), got {type(p).__name__}: {p!r}")
+    if not 0 <= p < 1: raise ValueError(f"{name} must be in [0, 1), got {p}")
+    return float(p)
+
+def _check_size(v, name):
+    "A positive int (or, for `image_size`, a pair of them), else an error naming `name`"
+    vals = list(v) if 'image_size' in name and isinstance(v, (list, tuple)) and len(v) == 2 else [v]
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in vals):
+        raise TypeError(f"{name} must be a positive int, got {type(v).__name__}: {v!r}")
+    if not all(s > 0 for s in vals): raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 def _overrides(cls, backbone_dropout:float=0.0, drop_path_rate:float=0.0, config_kwargs:dict|None=None):
     "Config overrides for `cls` from vitzoo's arguments and `config_kwargs`, and the loading kwargs among them"
+    from vitzoo.model import check_attn_implementation
     fam = get_family(cls.config_class.model_type)
-    if not 0 <= backbone_dropout < 1: raise ValueError(f"backbone_dropout must be in [0, 1), got {backbone_dropout}")
-    if not 0 <= drop_path_rate < 1: raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+    backbone_dropout, drop_path_rate = _check_prob(_plain(backbone_dropout), 'backbone_dropout'), _check_prob(_plain(drop_path_rate), 'drop_path_rate')
     if drop_path_rate and not fam.drop_path:
         raise ValueError(f"drop_path_rate is not supported by {cls.__name__}; families with stochastic depth: "
                          f"{', '.join(f.model_type for f in FAMILIES.values() if f.drop_path)}")
     cfg = {k: backbone_dropout for k in fam.dropout_keys}
     if fam.drop_path: cfg['drop_path_rate'] = drop_path_rate
-    ck = dict(config_kwargs or {})
+    if config_kwargs is not None and not isinstance(config_kwargs, dict):
+        raise TypeError(f"config_kwargs must be a dict, got {type(config_kwargs).__name__}")
+    ck = {k: _plain(v) for k, v in (config_kwargs or {}).items()}
     if ck.get('trust_remote_code'): raise ValueError("vitzoo never runs remote code: trust_remote_code=True is not supported")
     load = {k: ck.pop(k) for k in list(ck) if k in _LOAD_KWARGS}
+    if 'attn_implementation' in load:
+        load['attn_implementation'] = check_attn_implementation(load['attn_implementation'], "config_kwargs['attn_implementation']")
     known = set(cls.config_class().to_dict())
     if unknown := [k for k in ck if k not in known]:
         hints = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
         raise ValueError(f"Unknown config_kwargs for {cls.config_class.__name__}: " +
                          ', '.join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else '') for k, h in hints.items()))
+    for k in _SIZES:
+        if k in ck: _check_size(ck[k], f"config_kwargs['{k}']")
+    for k in fam.dropout_keys + ('drop_path_rate',):
+        if k in ck: ck[k] = _check_prob(ck[k], f"config_kwargs['{k}']")
     return {**cfg, **ck}, load
+
+def _check_arch(cfg, overrides:dict, source:str):
+    "Refuse a config transformers would crash on or silently build into another architecture"
+    where = lambda k: f"config_kwargs['{k}']" if k in overrides else f"{k} (in the config of {source})"
+    for k in _SIZES:
+        if getattr(cfg, k, None) is not None: _check_size(getattr(cfg, k), where(k))
+    if getattr(cfg, 'mlp_ratio', None) is not None and not (isinstance(cfg.mlp_ratio, numbers.Real) and cfg.mlp_ratio > 0):
+        raise ValueError(f"{where('mlp_ratio')} must be a positive number, got {cfg.mlp_ratio!r}")
+    if cfg.hidden_size % cfg.num_attention_heads:
+        raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads} "
+                         f"({where('hidden_size')}, {where('num_attention_heads')}); use a number of heads that divides it")
+    size, p = cfg.image_size, cfg.patch_size
+    for s in (size if isinstance(size, (list, tuple)) else [size]):
+        if s % p:
+            raise ValueError(f"image_size {s} is not a multiple of patch_size {p} ({where('image_size')}, {where('patch_size')}): the "
+                             f"position embeddings would not cover the image; use image_size={max(p, s//p*p)} or {-(-s//p)*p}")
 
 # %% ../nbs/03_factory.ipynb #23dfbc46
 class CheckpointNotFoundError(OSError):
     "A checkpoint's files could not be found locally, in the HF cache, or on the hub"
 
 def _not_found(checkpoint, e):
+    why = str(e).splitlines()[0] if str(e) else type(e).__name__
     return CheckpointNotFoundError(
-        f"Could not load {checkpoint!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}\n"
-        "Remedies: (1) download it once with network so it lands in the HF cache (`huggingface-cli download "
-        f"{checkpoint}`), then set HF_HUB_OFFLINE=1; (2) pass a local folder written by `save_pretrained` as "
-        "model_name; (3) build without weights with load_pretrained=False.")
+        f"Could not load {checkpoint!r}: {why}\n"
+        "Remedies:\n"
+        f"  1. download it once with network, so that it lands in the HF cache: `hf download {checkpoint}` (gated "
+        "models: accept their licence on the hub and `hf auth login` first); then HF_HUB_OFFLINE=1 works\n"
+        "  2. pass a local folder written by `save_pretrained` as model_name\n"
+        "  3. build the architecture without weights: load_pretrained=False")
 
 # %% ../nbs/03_factory.ipynb #dbff1f70
 @contextmanager
@@ -75,30 +134,101 @@ def _quiet_transformers():
     finally: transformers.logging.set_verbosity(lvl)
 
 # %% ../nbs/03_factory.ipynb #c469c52d
+_HUB_KWARGS = ('revision', 'cache_dir', 'local_files_only', 'token', 'subfolder', 'force_download')
+_WEIGHTS = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json')
+
+def _is_hub_id(s:str)->bool: return bool(re.fullmatch(r'[\w.-]+(/[\w.-]+)?', s)) and not re.search(r'^[.-]|\.\.|--', s)
+
+def _check_local(checkpoint:str, subfolder:str='', weights:bool=True):
+    "Refuse a local `checkpoint` folder that is missing or holds no HF checkpoint, before transformers talks of repo ids"
+    p = Path(checkpoint)
+    if not p.exists():
+        if _is_hub_id(checkpoint): return # a hub id: the cache or the hub may have it
+        raise FileNotFoundError(f"model_name {checkpoint!r}: no such folder (and it is not a hub id like 'facebook/dinov2-base'); "
+                                "check the path")
+    if not p.is_dir(): raise FileNotFoundError(f"model_name {checkpoint!r} is a file; pass the folder holding config.json and the weights")
+    d = p/subfolder
+    if not (d/'config.json').is_file():
+        raise FileNotFoundError(f"{d} has no config.json, so it is not a HuggingFace checkpoint; write one with save_pretrained "
+                                "(a vitzoo model saved with save_model also has a vitzoo.json)")
+    if weights and not any((d/f).is_file() for f in _WEIGHTS):
+        raise FileNotFoundError(f"{d} has a config.json but no weights ({' or '.join(_WEIGHTS[::2])}): an unfinished save? "
+                                "Save it again, or build the architecture alone with load_pretrained=False")
+
+def _check_model_type(cls, checkpoint:str, hub:dict):
+    "Refuse a checkpoint of another family than `cls` (transformers would only warn and leave it randomly initialised)"
+    import transformers
+    d, _ = transformers.PretrainedConfig.get_config_dict(checkpoint, **hub)
+    mt, want = d.get('model_type'), cls.config_class.model_type
+    if mt is None or mt == want or (mt == 'clip' and want == 'clip_vision_model'): return
+    base = _base_cls_name(mt) if mt in FAMILIES else None
+    raise ValueError(f"{checkpoint!r} holds a {mt!r} model, not the {want!r} model backbone_cls {cls.__name__} builds; " +
+                     (f"pass backbone_cls={base!r}" if base else f"vitzoo supports {', '.join(FAMILIES)}"))
+
+def _load_report(model, info:dict)->dict:
+    "Sorted missing, unexpected and mismatched backbone tensors; `ignored_keys`: checkpoint tensors outside the backbone (task heads, CLIP's text tower, the unused pooler)"
+    top = {n for n, _ in model.named_children()} | {n for n, _ in model.named_parameters(recurse=False)} | \
+          {n for n, _ in model.named_buffers(recurse=False)}
+    unexpected = sorted(info.get('unexpected_keys') or ())
+    return dict(missing_keys=sorted(info.get('missing_keys') or ()),
+                unexpected_keys=[k for k in unexpected if k.split('.')[0] in top],
+                mismatched_keys=sorted((k, tuple(a), tuple(b)) for k, a, b in info.get('mismatched_keys') or ()),
+                ignored_keys=[k for k in unexpected if k.split('.')[0] not in top])
+
+def _misfit(checkpoint, cls, report:dict, n:int)->str:
+    "What does not fit, in words, or `''`"
+    parts = []
+    if m := report['missing_keys']: parts.append(f"{len(m)} of the backbone's {n} tensors are missing from it (e.g. {m[:3]})")
+    if u := report['unexpected_keys']: parts.append(f"it has {len(u)} backbone tensors the model lacks (e.g. {u[:3]})")
+    if mm := report['mismatched_keys']:
+        parts.append(f"{len(mm)} tensors have another shape (e.g. " +
+                     ', '.join(f"{k}: {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in mm[:2]) + ')')
+    if not parts: return ''
+    msg = f"{checkpoint!r} does not fit {cls.__name__}: " + '; '.join(parts)
+    if any(k.startswith('backbone.') for k in report['ignored_keys']):
+        msg += (". Its tensors are named like a vitzoo save (backbone.*, head.*) but the folder has no vitzoo.json: an interrupted "
+                "save_model; save the model again")
+    return msg
+
 def load_backbone(cls, # transformers class (resolved)
                   checkpoint:str, # hub id or local folder
                   load_pretrained:bool=True, # load weights (else random init of the checkpoint's architecture)
-                  config:dict|None=None, # architecture to use instead of fetching `checkpoint`'s config
+                  config:dict|None=None, # architecture to use instead of fetching `checkpoint`'s config (without weights only)
                   overrides:dict|None=None, # config values to change
-                  load_kwargs:dict|None=None): # `from_pretrained` kwargs (`attn_implementation`, `cache_dir`...)
-    "Build the backbone of `checkpoint` with class `cls`, with or without its weights"
+                  load_kwargs:dict|None=None, # `from_pretrained` kwargs (`attn_implementation`, `cache_dir`...)
+                  strict:bool=True, # missing, unexpected or misshapen backbone tensors are an error (else a warning)
+                  output_loading_info:bool=False): # also return the loading report (`None` without weights)
+    "Build the backbone of `checkpoint` with class `cls`, with or without its weights, in train mode"
     fam = get_family(cls.config_class.model_type)
     overrides, load_kwargs = overrides or {}, dict(load_kwargs or {})
-    try:
-        if load_pretrained:
-            with _quiet_transformers():
-                model, info = cls.from_pretrained(checkpoint, **fam.init_kwargs, **overrides, **load_kwargs, output_loading_info=True)
-            if info.get('missing_keys'):
-                warnings.warn(f"{checkpoint!r} has no weights for {len(info['missing_keys'])} parameters of {cls.__name__} "
-                              f"(e.g. {sorted(info['missing_keys'])[:3]}): they are randomly initialised")
-            return model.eval()
-        if config is None:
-            cfg = cls.config_class.from_pretrained(checkpoint, **overrides, **{k: v for k, v in load_kwargs.items()
-                                                   if k in ('revision', 'cache_dir', 'local_files_only', 'token', 'subfolder')})
-        else: cfg = cls.config_class(**{**{k: v for k, v in config.items() if k != 'model_type'}, **overrides})
-    except OSError as e: raise _not_found(checkpoint, e) from e
+    if load_pretrained: config = None # the weights come with their own architecture
+    hub = {k: v for k, v in load_kwargs.items() if k in _HUB_KWARGS}
     kw = {k: load_kwargs[k] for k in ('attn_implementation', 'dtype') if k in load_kwargs}
-    return cls._from_config(cfg, **kw, **fam.init_kwargs).eval()
+    if config is None: _check_local(checkpoint, hub.get('subfolder', ''), load_pretrained)
+    try:
+        if config is None: _check_model_type(cls, checkpoint, hub)
+        try:
+            if config is None: cfg = cls.config_class.from_pretrained(checkpoint, **overrides, **hub)
+            else: cfg = cls.config_class(**{**{k: v for k, v in config.items() if k != 'model_type'}, **overrides})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"The config of {checkpoint!r} with overrides {overrides} is not a valid {cls.config_class.__name__}: {e}") from None
+        _check_arch(cfg, overrides, checkpoint)
+        if not load_pretrained:
+            model = cls._from_config(cfg, **kw, **fam.init_kwargs).train()
+            return (model, None) if output_loading_info else model
+        with _quiet_transformers():
+            model, info = cls.from_pretrained(checkpoint, config=cfg, **fam.init_kwargs, **load_kwargs,
+                                              ignore_mismatched_sizes=True, output_loading_info=True)
+    except OSError as e: raise _not_found(checkpoint, e) from e
+    report = _load_report(model, info)
+    if msg := _misfit(checkpoint, cls, report, len(model.state_dict())):
+        if strict:
+            from vitzoo.save import CheckpointError
+            raise CheckpointError(msg + ". Build with the class and architecture the checkpoint was saved with (backbone_cls, "
+                                  "config_kwargs), or pass strict=False to use it anyway, with those tensors randomly initialised")
+        warnings.warn(msg + ": those tensors are randomly initialised (strict=False)")
+    model.train()
+    return (model, report) if output_loading_info else model
 
 # %% ../nbs/03_factory.ipynb #2e60525d
 def _processor_stats(checkpoint:str, model_type:str):
@@ -131,22 +261,53 @@ def _spec_for(backbone, base:ModelSpec|None, checkpoint:str)->ModelSpec:
                    n_params=sum(p.numel() for p in backbone.parameters()))
 
 # %% ../nbs/03_factory.ipynb #5ddcae01
-def build_model(model_type:str|None=None, # registry name, see `list_models()`
-                model_name:str|None=None, # hub id or local folder; overrides the registry's checkpoint
-                backbone_cls=None, # transformers class (or name) for a `model_name` outside the registry
-                head=None, # `None` (embeddings), an int (`LinearHead` outputs) or a `BaseHead`
-                freeze_backbone:bool=False, # set `requires_grad=False` on the backbone
-                load_pretrained:bool=True, # load the checkpoint's weights (else random init, no network)
-                backbone_dropout:float=0.0, # dropout probability set in the family's dropout config keys
-                config_kwargs:dict|None=None, # config values or `from_pretrained` kwargs, e.g. `attn_implementation`
-                pooling:str='cls', # `'cls'`, `'mean'` or `'cls+mean'`
-                drop_path_rate:float=0.0, # stochastic depth (DINOv2, DINOv3)
-               )->VitZooModel:
-    "Build a `VitZooModel` from the registry or from any supported HuggingFace ViT checkpoint"
-    from vitzoo.model import VitZooModel
+def _family_of(spec:ModelSpec)->str:
+    return spec.model_type or resolve_backbone_cls(spec.backbone_cls).config_class.model_type
+
+def _from_vitzoo_save(folder:str, model_type, backbone_cls, load_pretrained:bool, backbone_dropout, drop_path_rate, config_kwargs):
+    "The backbone saved in vitzoo checkpoint `folder` (read by `vitzoo.save.load_model`) with `overrides`, its spec and what was left out"
+    import torch
+    from vitzoo.save import load_model
+    saved = load_model(folder)
+    sb = saved.backbone
+    cls, mt = type(sb), sb.config.model_type
+    if backbone_cls is not None and resolve_backbone_cls(backbone_cls) is not cls:
+        raise ValueError(f"{folder} is a vitzoo save of a {cls.__name__}, not a {resolve_backbone_cls(backbone_cls).__name__}; drop backbone_cls")
+    if model_type is not None and _family_of(get_spec(model_type)) != mt:
+        raise ValueError(f"{folder} is a vitzoo save of a {mt!r} model ({cls.__name__}), but {model_type!r} is a "
+                         f"{_family_of(get_spec(model_type))!r} model; drop model_type: build_model(model_name=...) reads it from the save")
+    overrides, load_kwargs = _overrides(cls, backbone_dropout, drop_path_rate, config_kwargs)
+    if hub := sorted(k for k in load_kwargs if k not in ('attn_implementation', 'dtype')):
+        raise ValueError(f"config_kwargs {hub} are for downloading checkpoints; {folder} is a local vitzoo save: drop them")
+    cfg = copy.deepcopy(sb.config)
+    changed = {k: v for k, v in overrides.items() if getattr(cfg, k, None) != v}
+    for k, v in changed.items(): setattr(cfg, k, v)
+    _check_arch(cfg, overrides, folder)
+    dtype = load_kwargs.get('dtype', 'auto')
+    dtype = sb.dtype if dtype == 'auto' else getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    attn = load_kwargs.get('attn_implementation', sb.config._attn_implementation)
+    if load_pretrained and not changed and dtype == sb.dtype and attn == sb.config._attn_implementation: backbone = sb
+    else:
+        backbone = cls._from_config(cfg, attn_implementation=attn, dtype=dtype, **get_family(mt).init_kwargs)
+        if load_pretrained:
+            want, have = backbone.state_dict(), sb.state_dict()
+            if want.keys() != have.keys() or any(want[k].shape != have[k].shape for k in want):
+                raise ValueError(f"config_kwargs {sorted(changed)} change the architecture of the backbone saved in {folder}, whose "
+                                 "weights then do not fit; drop them (or build a new architecture with load_pretrained=False)")
+            backbone.load_state_dict(have, strict=True)
+    spec = saved.spec or (get_spec(model_type) if model_type else None)
+    info = dict(missing_keys=[], unexpected_keys=[], mismatched_keys=[], ignored_keys=sorted(f'head.{k}' for k in saved.head.state_dict()))
+    return backbone.train(), spec, (info if load_pretrained else None)
+
+def _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs, strict):
+    "Checkpoint, registry spec, backbone and loading report for a registry name or a HuggingFace checkpoint"
     if model_type is not None:
         spec = get_spec(model_type)
         cls = resolve_backbone_cls(backbone_cls or spec.backbone_cls)
+        if backbone_cls is not None and (want := _family_of(spec)) != cls.config_class.model_type:
+            raise ValueError(f"{model_type!r} is a {want!r} model ({spec.backbone_cls}) but backbone_cls {cls.__name__} builds a "
+                             f"{cls.config_class.model_type!r} one; drop backbone_cls, or pass model_name=... with backbone_cls "
+                             "and no model_type for a checkpoint of another family")
     elif model_name is None:
         raise ValueError(f"Pass a registry model_type (one of {', '.join(list_models())}) or a model_name with a backbone_cls")
     elif backbone_cls is None:
@@ -156,11 +317,36 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
     checkpoint = model_name or spec.checkpoint
     overrides, load_kwargs = _overrides(cls, backbone_dropout, drop_path_rate, config_kwargs)
     arch = spec.config if spec and checkpoint == spec.checkpoint and spec.model_type == cls.config_class.model_type else None
-    backbone = load_backbone(cls, checkpoint, load_pretrained, arch, overrides, load_kwargs)
+    backbone, info = load_backbone(cls, checkpoint, load_pretrained, arch, overrides, load_kwargs, strict, output_loading_info=True)
+    return checkpoint, spec, backbone, info
+
+def build_model(model_type:str|None=None, # registry name, see `list_models()`
+                model_name:str|None=None, # hub id, local HF folder or vitzoo save folder; overrides the registry's checkpoint
+                backbone_cls=None, # transformers class (or name) for a `model_name` outside the registry
+                head=None, # `None` (embeddings), an int (`LinearHead` outputs) or a `BaseHead`
+                freeze_backbone:bool=False, # set `requires_grad=False` on the backbone
+                load_pretrained:bool=True, # load the checkpoint's weights (else random init, no network)
+                backbone_dropout:float=0.0, # dropout probability set in the family's dropout config keys
+                config_kwargs:dict|None=None, # config values or `from_pretrained` kwargs, e.g. `attn_implementation`
+                pooling:str='cls', # `'cls'`, `'mean'` or `'cls+mean'`
+                drop_path_rate:float=0.0, # stochastic depth (DINOv2, DINOv3)
+                strict:bool=True, # a checkpoint that does not fit the backbone exactly is an error; `False`: a warning
+               )->VitZooModel:
+    "Build a `VitZooModel` from the registry or from any supported HuggingFace ViT checkpoint, in train mode"
+    from vitzoo.model import VitZooModel
+    if model_name is not None:
+        if not isinstance(model_name, (str, os.PathLike)): raise TypeError(f"model_name must be a hub id or a folder, got {type(model_name).__name__}")
+        model_name = str(model_name)
+    if model_name is not None and (Path(model_name)/'vitzoo.json').is_file():
+        checkpoint = model_name
+        backbone, spec, info = _from_vitzoo_save(model_name, model_type, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs)
+    else:
+        checkpoint, spec, backbone, info = _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs, strict)
     model = VitZooModel(backbone, head, pooling, _spec_for(backbone, spec, checkpoint))
-    model.pretrained = load_pretrained
+    model.pretrained = load_pretrained and not (info['missing_keys'] or info['mismatched_keys'])
+    model.loading_info = info
     if freeze_backbone: model.freeze_backbone()
-    return model
+    return model.train()
 
 # %% ../nbs/03_factory.ipynb #b9019d3b
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)

@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/heads.html.md"""
 
 # %% ../nbs/01_heads.ipynb #1b0e147d
 from __future__ import annotations
-import copy
+import copy, numbers
 from abc import ABC, abstractmethod
 import torch
 from torch import nn
@@ -30,20 +30,28 @@ class BaseHead(nn.Module, ABC):
 
 # %% ../nbs/01_heads.ipynb #5b6fc8fd
 def _check_dim(v, name):
-    if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name} must be an int, got {type(v).__name__}: {v!r}")
+    "`v` as a positive Python int (numpy integers accepted), else a clear `TypeError`/`ValueError`"
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{name} must be an int, got {type(v).__name__}: {v!r}")
     if v <= 0: raise ValueError(f"{name} must be a positive int, got {v}")
-    return v
+    return int(v)
+
+def _check_dropout(p, name='dropout'):
+    "`p` as a float in [0, 1), else a clear `TypeError`/`ValueError`: 1.0 would zero every input"
+    if isinstance(p, bool) or not isinstance(p, numbers.Real): raise TypeError(f"{name} must be a float in [0, 1), got {type(p).__name__}: {p!r}")
+    if not 0 <= p < 1: raise ValueError(f"{name} must be in [0, 1), got {p}" + (" (1.0 would zero every input)" if p == 1 else ''))
+    return float(p)
 
 # %% ../nbs/01_heads.ipynb #5ed15c97
 class LinearHead(BaseHead):
     "A single linear layer, with optional dropout before it"
     def __init__(self, input_dim:int, # embedding width
                  output_dim:int, # number of outputs (classes)
-                 dropout:float=0.0): # dropout probability on the embeddings
+                 dropout:float=0.0): # dropout probability on the embeddings, in [0, 1)
         super().__init__()
         self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
+        dropout = _check_dropout(dropout)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.fc = nn.Linear(input_dim, output_dim)
+        self.fc = nn.Linear(self._input_dim, self._output_dim)
 
     @property
     def input_dim(self): return self._input_dim
@@ -66,19 +74,21 @@ class MLPHead(BaseHead):
     def __init__(self, input_dim:int, # embedding width
                  hidden_dims:list|int, # width of each hidden layer
                  output_dim:int, # number of outputs (classes)
-                 dropout:float=0.0, # dropout after each hidden activation
+                 dropout:float=0.0, # dropout after each hidden activation, in [0, 1)
                  activation:str|nn.Module='relu'): # `'relu'`, `'gelu'`, `'tanh'` or a module
         super().__init__()
         self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
-        hidden_dims = [hidden_dims] if isinstance(hidden_dims, int) else list(hidden_dims)
-        for h in hidden_dims: _check_dim(h, 'each of hidden_dims')
-        if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if isinstance(hidden_dims, numbers.Integral): hidden_dims = [hidden_dims]
+        elif isinstance(hidden_dims, (list, tuple)): hidden_dims = list(hidden_dims)
+        else: raise TypeError(f"hidden_dims must be an int or a list of ints, got {type(hidden_dims).__name__}: {hidden_dims!r}")
+        hidden_dims = [_check_dim(h, 'each of hidden_dims') for h in hidden_dims]
+        dropout = _check_dropout(dropout)
         act = _get_act(activation)
-        layers, d = [], input_dim
+        layers, d = [], self._input_dim
         for h in hidden_dims:
             layers += [nn.Linear(d, h), act()] + ([nn.Dropout(dropout)] if dropout else [])
             d = h
-        self.layers = nn.Sequential(*layers, nn.Linear(d, output_dim))
+        self.layers = nn.Sequential(*layers, nn.Linear(d, self._output_dim))
 
     @property
     def input_dim(self): return self._input_dim

@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/model.html.md"""
 
 # %% ../nbs/02_model.ipynb #1774a720
 from __future__ import annotations
-import operator
+import numbers, operator
 from contextlib import contextmanager
 import torch
 from torch import nn
@@ -53,6 +53,7 @@ def check_pixel_values(x, # the input batch
     if x.shape[1] != num_channels:
         raise ValueError(f"pixel_values has {x.shape[1]} channels but the model expects {num_channels}: got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
+    if not (h and w): raise ValueError(f"pixel_values has images of {h}x{w} pixels (shape {tuple(x.shape)}); pass images of at least {patch_size}x{patch_size} pixels, a multiple of the patch size")
     if h % patch_size or w % patch_size:
         near = lambda v: sorted({max(patch_size, v//patch_size*patch_size), -(-v//patch_size)*patch_size})
         raise ValueError(f"Image size {h}x{w} is not a multiple of the patch size {patch_size}; resize or pad to "
@@ -76,9 +77,9 @@ def pool_tokens(tokens:torch.Tensor, # `(batch, tokens, dim)` final normalised t
 # %% ../nbs/02_model.ipynb #88453fe1
 def _make_head(head, pooled_dim):
     if head is None: return IdentityHead(pooled_dim)
-    if isinstance(head, bool) or (isinstance(head, int) and head <= 0):
+    if isinstance(head, bool) or (isinstance(head, numbers.Integral) and head <= 0):
         raise ValueError(f"head as an int is the number of outputs and must be positive, got {head!r}")
-    if isinstance(head, int): return LinearHead(pooled_dim, head)
+    if isinstance(head, numbers.Integral): return LinearHead(pooled_dim, int(head))
     if not isinstance(head, BaseHead):
         raise TypeError(f"head must be None, an int (number of outputs) or a vitzoo BaseHead, got {type(head).__name__}; "
                         "subclass vitzoo.heads.BaseHead and give it an `input_dim`")
@@ -101,7 +102,8 @@ class VitZooModel(nn.Module):
         self.num_prefix_tokens = self.family.num_prefix_tokens(backbone.config)
         self.head = _make_head(head, self.pooled_dim)
         self.default_outputs = dict(output_attentions=False, output_embeddings=False)
-        self.pretrained = False
+        self.pretrained = False # every backbone tensor came from a checkpoint (set by `build_model`, `load_model`)
+        self.loading_info = None # what `build_model` loaded from the checkpoint: missing, unexpected and ignored tensors
 
     @property
     def config(self): return self.backbone.config
@@ -117,11 +119,21 @@ class VitZooModel(nn.Module):
     def norm(self)->nn.Module: return getattr(self.backbone, self.family.norm)
 
 # %% ../nbs/02_model.ipynb #200dd264
+def _no_rows(v):
+    "`v` (a tensor or a tuple of them) with its batch dimension cut to 0 rows"
+    if isinstance(v, torch.Tensor): return v[:0]
+    if isinstance(v, tuple): return tuple(map(_no_rows, v))
+    return v
+
 def _backbone_outputs(self:VitZooModel, pixel_values, **kwargs):
     "The backbone's outputs for checked `pixel_values`, at their own size; `kwargs` go to the backbone"
     check_pixel_values(pixel_values, self.config.num_channels, self.patch_size)
     if self.family.interpolate: kwargs['interpolate_pos_encoding'] = True
-    return self.backbone(pixel_values, **kwargs)
+    if len(pixel_values): return self.backbone(pixel_values, **kwargs)
+    # transformers cannot reshape an empty batch: run one blank image (leaving the RNG as it was) and keep none of its rows
+    with torch.random.fork_rng(devices=[pixel_values.device] if pixel_values.device.type == 'cuda' else []):
+        out = self.backbone(pixel_values.new_zeros(1, *pixel_values.shape[1:]), **kwargs)
+    return type(out)(**{k: _no_rows(v) for k, v in out.items()})
 
 def _tokens(self:VitZooModel, pixel_values, output_attentions=False):
     "Final normalised tokens `(batch, tokens, dim)` and, if asked, the attention weights of every layer"
