@@ -6,17 +6,17 @@ Docs: https://vitzoo.github.io/vitzoo/attention.html.md"""
 
 # %% ../nbs/05_attention.ipynb #6cbdc995
 from __future__ import annotations
-import sys
+import sys, numbers
 from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .model import VitZooModel
+from .model import VitZooModel, check_pixel_values
 
 # %% auto #0
-__all__ = ['CAPTURE_IMPL', 'HEAD_FUSIONS', 'attention_modules', 'capture_attention', 'fuse_heads', 'normalize_maps', 'cls_maps',
-           'upsample_maps', 'attention_maps', 'rollout', 'attention_rollout', 'denormalize', 'show_attention',
-           'attention_grid']
+__all__ = ['CAPTURE_IMPL', 'HEAD_FUSIONS', 'attention_modules', 'capture_attention', 'eval_mode', 'fuse_heads', 'normalize_maps',
+           'cls_maps', 'upsample_maps', 'attention_maps', 'rollout', 'attention_rollout', 'denormalize',
+           'show_attention', 'attention_grid']
 
 # %% ../nbs/05_attention.ipynb #cfef8d2f
 _ATTN_NAMES = ('attention', 'self_attn')
@@ -32,17 +32,19 @@ def attention_modules(model:VitZooModel)->list:
     return mods
 
 # %% ../nbs/05_attention.ipynb #12bcd8bb
+def _is_int(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
 def _layer_indices(model, layers):
     "`layers` (an int or a list of ints, negative from the end) as non-negative indices, and whether it was one int"
     n = len(model.blocks)
-    single = isinstance(layers, int) and not isinstance(layers, bool)
+    single = _is_int(layers)
     seq = [layers] if single else layers
-    if not isinstance(seq, (list, tuple, range)) or not all(isinstance(l, int) and not isinstance(l, bool) for l in seq):
+    if not isinstance(seq, (list, tuple, range)) or not all(_is_int(l) for l in seq):
         raise TypeError(f"layers must be an int or a list of ints, got {layers!r}")
     if not len(seq): raise ValueError("layers is empty; pass at least one layer index")
     for l in seq:
         if not -n <= l < n: raise ValueError(f"Layer {l} is out of range: the model has {n} layers (0..{n-1}, or -{n}..-1 from the end)")
-    return [l % n for l in seq], single
+    return [int(l) % n for l in seq], single
 
 # %% ../nbs/05_attention.ipynb #a9b479c9
 CAPTURE_IMPL = 'vitzoo_capture'
@@ -104,6 +106,16 @@ def capture_attention(model:VitZooModel,
     "Inside the block, forward passes of `model` store the attention weights of `layers` (only) in the yielded dict"
     with _capture(model, layers, full, stop=False) as store: yield store
 
+# %% ../nbs/05_attention.ipynb #b7e1a002
+@contextmanager
+def eval_mode(model:nn.Module): # e.g. a `VitZooModel`
+    "Run the block with `model` in eval mode, then give every submodule back its own `training` flag (also on error)"
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try: yield model
+    finally:
+        for m, t in modes: m.training = t
+
 # %% ../nbs/05_attention.ipynb #a1d9a5ff
 HEAD_FUSIONS = ('mean', 'max', 'min')
 
@@ -145,9 +157,13 @@ def upsample_maps(maps:torch.Tensor, # `(..., h, w)` maps on the patch grid
 # %% ../nbs/05_attention.ipynb #e09fd64d
 def _grid(model, x): return x.shape[-2]//model.patch_size, x.shape[-1]//model.patch_size
 
+def _check_images(model, x):
+    "`x` checked as a batch of images for `model` (before anything runs)"
+    return check_pixel_values(x, model.config.num_channels, model.patch_size)
+
 def _run_capture(model, x, layers, full):
-    "The captured weights of `layers`, running `model` on `x` no further than the last of them"
-    with torch.no_grad(), _capture(model, layers, full, stop=True) as store:
+    "The captured weights of `layers`, running `model` in eval mode on `x` no further than the last of them"
+    with torch.no_grad(), eval_mode(model), _capture(model, layers, full, stop=True) as store:
         try: model.tokens(x)
         except _StopForward: pass
     return store
@@ -161,13 +177,20 @@ def attention_maps(model:VitZooModel,
     "CLS→patch attention maps `(batch, heads, h, w)`, each summing to 1; a list of `layers` adds a dimension after batch"
     idx, single = _layer_indices(model, layers)
     if head_fusion is not None: _check_fusion(head_fusion)
-    store = _run_capture(model, x, idx, full=False)
-    maps = torch.stack([cls_maps(store[i], model.num_prefix_tokens, _grid(model, x), head_fusion) for i in idx], 1)
-    if upsample: maps = upsample_maps(maps, x.shape[-2:])
+    _check_images(model, x)
+    if not len(x): # nothing to run: an empty batch of the right shape
+        heads = (model.config.num_attention_heads,) if head_fusion is None else ()
+        maps = torch.zeros(0, len(idx), *heads, *(x.shape[-2:] if upsample else _grid(model, x)), device=x.device)
+    else:
+        store = _run_capture(model, x, idx, full=False)
+        maps = torch.stack([cls_maps(store[i], model.num_prefix_tokens, _grid(model, x), head_fusion) for i in idx], 1)
+        if upsample: maps = upsample_maps(maps, x.shape[-2:])
     return maps[:, 0] if single else maps
 
 # %% ../nbs/05_attention.ipynb #6a402ce7
 def _check_rollout(discard_ratio, residual):
+    for k, v in dict(discard_ratio=discard_ratio, residual=residual).items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Real): raise TypeError(f"{k} must be a number, got {v!r}")
     if not 0 <= discard_ratio < 1: raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio!r}")
     if not 0 <= residual <= 1: raise ValueError(f"residual must be in [0, 1], got {residual!r}")
 
@@ -203,6 +226,8 @@ def attention_rollout(model:VitZooModel,
     "Attention-rollout maps `(batch, h, w)` of the CLS token over the patches, each summing to 1"
     _check_fusion(head_fusion)
     _check_rollout(discard_ratio, residual) # before running the model
+    _check_images(model, x)
+    if not len(x): return torch.zeros(0, *(x.shape[-2:] if upsample else _grid(model, x)), device=x.device)
     n = len(model.blocks)
     store = _run_capture(model, x, list(range(n)), full=True)
     r = rollout([store[i] for i in range(n)], head_fusion, discard_ratio, residual)
@@ -228,15 +253,24 @@ def _figure(nrows, ncols, size, aspect=1.0):
     fig = Figure(figsize=(ncols*size*aspect, nrows*size), layout='constrained')
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
+def _display_scale(amap):
+    "`amap` min-max scaled to [0, 1]; a map constant up to float rounding (uniform attention) is all 0.5"
+    lo, hi = amap.min(), amap.max()
+    if hi - lo <= 1e-5*max(hi.abs(), lo.abs()): return torch.full_like(amap, 0.5)
+    return (amap - lo)/(hi - lo)
+
 def show_attention(img, # `(height, width, 3)` image in [0, 1], or `None` for the map alone
                    amap:torch.Tensor, # `(h, w)` attention map, upsampled to the image if smaller
                    ax=None, # matplotlib `Axes` to draw on; a new figure if `None`
                    alpha:float=0.6, # opacity of the map over the image
                    cmap:str='inferno', # matplotlib colour map
                    title:str|None=None, size:float=3.0): # axes title; figure size per axes, in inches
-    "Overlay `amap`, min-max scaled for display, on `img`; returns the `Figure`"
+    "Overlay `amap`, min-max scaled for display (a constant map in the middle colour), on `img`; returns the `Figure`"
     amap = torch.as_tensor(amap).detach().float().cpu()
     if amap.ndim != 2: raise ValueError(f"amap must be one (h, w) map, got shape {tuple(amap.shape)}")
+    if not amap.numel(): raise ValueError(f"amap is empty, shape {tuple(amap.shape)}: nothing to draw")
+    if n := int((~amap.isfinite()).sum()):
+        raise ValueError(f"amap has {n} NaN or infinite values of {amap.numel()}: check the images and the model's weights")
     shape = amap.shape if img is None else img.shape[:2]
     if ax is None: ax = _figure(1, 1, size, shape[1]/shape[0])[1][0, 0]
     if img is not None:
@@ -244,8 +278,7 @@ def show_attention(img, # `(height, width, 3)` image in [0, 1], or `None` for th
         img = img/255 if img.dtype == torch.uint8 else img.float()
         if amap.shape != img.shape[:2]: amap = upsample_maps(amap, img.shape[:2])
         ax.imshow(img.numpy())
-    lo, hi = amap.min(), amap.max()
-    ax.imshow(((amap - lo)/(hi - lo).clamp_min(1e-12)).numpy(), cmap=cmap, alpha=alpha if img is not None else 1., vmin=0, vmax=1)
+    ax.imshow(_display_scale(amap).numpy(), cmap=cmap, alpha=alpha if img is not None else 1., vmin=0, vmax=1)
     ax.set_axis_off()
     if title: ax.set_title(title, fontsize=9)
     return ax.figure
@@ -266,8 +299,11 @@ def attention_grid(model:VitZooModel,
     mean, std = _mean_std(model)
     n_heads = model.config.num_attention_heads
     heads = list(range(n_heads)) if heads is None else list(heads)
-    if bad := [h for h in heads if not (isinstance(h, int) and 0 <= h < n_heads)]:
+    if bad := [h for h in heads if not (_is_int(h) and 0 <= h < n_heads)]:
         raise ValueError(f"Head(s) {bad} out of range: the model has {n_heads} heads (0..{n_heads-1})")
+    if not _is_int(max_images) or max_images < 1: raise ValueError(f"max_images must be a positive int, got {max_images!r}")
+    _check_images(model, x)
+    if not len(x): raise ValueError("x has no images (batch of 0): nothing to show")
     x = x[:max_images]
     store = _run_capture(model, x, list(range(len(model.blocks))), full=True)
     grid, P = _grid(model, x), model.num_prefix_tokens

@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/probe.html.md"""
 
 # %% ../nbs/06_probe.ipynb #4c9d72fc
 from __future__ import annotations
-import math, time, weakref
+import math, numbers, time, weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from torch import nn
 from .registry import ModelSpec
 from .model import VitZooModel, POOLINGS, pool_tokens, check_pixel_values
 from .heads import LinearHead
+from .attention import eval_mode
 
 # %% auto #0
 __all__ = ['PROBE_POOLINGS', 'BF16_MODES', 'preprocess', 'feature_dim', 'pooled_features', 'default_bf16_mode', 'Features',
@@ -121,9 +122,25 @@ class Features(NamedTuple):
 
 def _plain(t): return t.as_subclass(torch.Tensor) if isinstance(t, torch.Tensor) and type(t) is not torch.Tensor else t
 
+def _string_labels(labels):
+    "`labels` as a list of `str` if they are strings, else `None`; a mix of strings and other values is refused"
+    if labels is None or isinstance(labels, torch.Tensor): return None
+    if isinstance(labels, (str, bytes)): raise TypeError(f"labels must be a sequence, one label per item, got the string {labels!r}")
+    labels = list(labels)
+    is_str = [isinstance(l, str) for l in labels]
+    if not any(is_str): return None
+    if not all(is_str): raise TypeError(f"labels mix strings and other values ({labels[is_str.index(False)]!r}): use one kind")
+    return [str(l) for l in labels]
+
 def _as_labels(labels, n):
     if labels is None: return None
-    labels = torch.as_tensor(labels)
+    if not isinstance(labels, (torch.Tensor, np.ndarray, str, bytes)): labels = list(labels)
+    if (s := _string_labels(labels)) is not None:
+        raise TypeError(f"labels are strings (e.g. {s[0]!r}) but Features hold class indices: linear_probe and knn_classifier map "
+                        f"string labels to a vocab themselves (give them (items, labels)); here map them, e.g. with vocab = sorted(set(labels))")
+    try: labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"labels must be class indices (ints), one per item; torch cannot make a tensor of them: {e}") from None
     if labels.ndim != 1 or len(labels) != n: raise ValueError(f"labels must be one per item: got shape {tuple(labels.shape)} for {n} items")
     return labels
 
@@ -180,24 +197,64 @@ def extract_embeddings(model:VitZooModel, # the model whose backbone runs
     if progress:
         from fastprogress.fastprogress import progress_bar
         batches = progress_bar(batches, total=n, leave=False)
-    feats, ys, was_training = [], [], model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), _runner(model, pooling, bf16, device) as run:
-            for x, y in batches:
-                feats.append(run(x.to(device)).float().cpu())
-                if y is not None: ys.append(y.cpu())
-    finally: model.train(was_training)
+    feats, ys = [], []
+    with eval_mode(model), torch.inference_mode(), _runner(model, pooling, bf16, device) as run:
+        for x, y in batches:
+            feats.append(run(x.to(device)).float().cpu())
+            if y is not None: ys.append(y.cpu())
     if ys and len(ys) != len(feats): raise ValueError("Some batches have labels and some do not")
     return Features(torch.cat(feats), torch.cat(ys) if ys else None)
 
 # %% ../nbs/06_probe.ipynb #6a381c34
+def _is_int(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+def _check_int(v, name, lo=1):
+    if not _is_int(v) or v < lo: raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    return int(v)
+
+def _check_positive(v, name, zero_ok=False):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (v == 0 and not zero_ok):
+        raise ValueError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} finite number, got {v!r}")
+    return float(v)
+
+def _check_fit_args(epochs, lr, wd, bs, bs_name='bs'):
+    "Checked `epochs`, `lr`, `wd` and `bs` of a head's training"
+    return _check_int(epochs, 'epochs'), _check_positive(lr, 'lr'), _check_positive(wd, 'wd', zero_ok=True), _check_int(bs, bs_name)
+
+def _check_finite(x, name):
+    "`x` `(N, dim)`, unless some of its rows hold NaN or infinite values: then an error naming how many"
+    bad = ~x.isfinite().all(1)
+    if n := int(bad.sum()):
+        raise ValueError(f"{name} has {n} of {len(x)} rows with NaN or infinite features (the first is row {int(bad.nonzero()[0])}): "
+                         "check those images and the model's weights, or drop those rows")
+    return x
+
 def _check_feats(f, name):
     if not isinstance(f, Features): raise TypeError(f"{name} must be Features from extract_embeddings, got {type(f).__name__}")
+    if not isinstance(f.feats, torch.Tensor) or f.feats.ndim != 2:
+        raise ValueError(f"{name}.feats must be an (N, dim) tensor, got {getattr(f.feats, 'shape', type(f.feats).__name__)}")
+    if not len(f.feats): raise ValueError(f"{name} is empty (0 rows): a probe needs labelled examples")
     if f.labels is None: raise ValueError(f"{name} has no labels: a probe needs labelled data")
-    if f.labels.is_floating_point() or f.labels.ndim != 1:
-        raise TypeError(f"{name}.labels must be class indices (a 1-d integer tensor), got {f.labels.dtype} of shape {tuple(f.labels.shape)}")
+    if not isinstance(f.labels, torch.Tensor) or f.labels.is_floating_point() or f.labels.ndim != 1:
+        raise TypeError(f"{name}.labels must be class indices (a 1-d integer tensor), got {getattr(f.labels, 'dtype', type(f.labels).__name__)} "
+                        f"of shape {tuple(getattr(f.labels, 'shape', ()))}")
+    if len(f.labels) != len(f.feats): raise ValueError(f"{name} has {len(f.feats)} feature rows but {len(f.labels)} labels")
+    if (lo := int(f.labels.min())) < 0: raise ValueError(f"{name} has the negative label {lo}: labels must be class indices 0, 1, 2, ...")
+    _check_finite(f.feats, name)
     return f
+
+def _check_labels(labels, n_out, name):
+    "Refuse labels that `n_out` classes do not cover"
+    if (hi := int(labels.max())) >= n_out:
+        raise ValueError(f"{name} has the label {hi} but n_out={n_out} (classes 0..{n_out-1}): pass n_out > {hi}, or remap the labels")
+
+def _check_two_classes(labels, name):
+    if (k := len(labels.unique())) < 2:
+        raise ValueError(f"{name} labels are all one class ({int(labels[0])}): a classifier needs at least 2 classes, got {k}")
+
+def _check_same_dim(a, b, name_a, name_b):
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} has {a.shape[1]} features per row but {name_b} has {b.shape[1]}: extract both with the same model and pooling")
 
 def _n_classes(*fs): return int(max(f.labels.max() for f in fs if f is not None)) + 1
 
@@ -221,9 +278,14 @@ def fit_linear_head(train:Features, # cached training features and labels
                     seed:int=0): # seed of the head's initialisation and of the shuffling
     "Train a `LinearHead` on cached features; returns it (taking raw features) and the per-epoch history"
     _check_feats(train, 'train')
-    if valid is not None: _check_feats(valid, 'valid')
+    if valid is not None: _check_same_dim(train.feats, _check_feats(valid, 'valid').feats, 'train', 'valid')
+    epochs, lr, wd, bs = _check_fit_args(epochs, lr, wd, bs)
+    if not _is_int(seed): raise TypeError(f"seed must be an int, got {seed!r}")
+    _check_two_classes(train.labels, 'train')
+    n_out = _n_classes(train, valid) if n_out is None else _check_int(n_out, 'n_out', 2)
+    for f, name in ((train, 'train'), (valid, 'valid')):
+        if f is not None: _check_labels(f.labels, n_out, name)
     x, y = train.feats.float(), train.labels.long()
-    n_out = n_out or _n_classes(train, valid)
     mu, sd = (x.mean(0), x.std(0).clamp_min(1e-6)) if normalize else (torch.zeros(x.shape[1]), torch.ones(x.shape[1]))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -262,6 +324,7 @@ class ProbeResult:
     train:Features|None = field(default=None, repr=False)
     valid:Features|None = field(default=None, repr=False)
     model:VitZooModel|None = field(default=None, repr=False)
+    vocab:list|None = field(default=None, repr=False) # class names: `vocab[i]` is class `i`
 
     def __repr__(self):
         secs = ', '.join(f"{k} {v:.2f}s" for k, v in self.secs.items())
@@ -270,25 +333,48 @@ class ProbeResult:
 
     def predict(self, items, **kwargs):
         "Logits of `items` (any input of `extract_embeddings`), end to end through the backbone and the head"
+        if self.model is None: raise ValueError("This ProbeResult has no model to compute features with: apply its head to features yourself")
         feats = extract_embeddings(self.model, items, pooling=self.pooling, **{'progress': False, **kwargs}).feats
-        with torch.no_grad(): return self.head(feats.to(next(self.head.parameters()).device))
+        _check_finite(feats, 'items')
+        with torch.no_grad(), eval_mode(self.head): return self.head(feats.to(next(self.head.parameters()).device))
 
 # %% ../nbs/06_probe.ipynb #692305e7
+def _is_pair(d):
+    "Whether `d` is an `(items, labels)` pair (and not a list of two images)"
+    from PIL import Image
+    return isinstance(d, (tuple, list)) and len(d) == 2 and not isinstance(d[0], (str, Path, Image.Image))
+
 def _as_features(model, d, name, **kw):
     "`Features` of `d`: `Features` as they are, an `(items, labels)` pair or a labelled `DataLoader`"
-    from PIL import Image
     if isinstance(d, Features): return _check_feats(d, name)
-    if isinstance(d, (tuple, list)) and len(d) == 2 and not isinstance(d[0], (str, Path, Image.Image)):
-        return _check_feats(extract_embeddings(model, d[0], d[1], **kw), name)
+    if _is_pair(d): return _check_feats(extract_embeddings(model, d[0], d[1], **kw), name)
     return _check_feats(extract_embeddings(model, d, **kw), name)
 
+def _map_string_labels(data, valid):
+    "`data` and `valid` with string labels replaced by their indices in the sorted vocab of both, and that vocab"
+    labs = [_string_labels(d[1]) if _is_pair(d) else None for d in (data, valid)]
+    if labs == [None, None]: return data, valid, None
+    if None in labs:
+        s, o = ('train', 'valid') if labs[0] is not None else ('valid', 'train')
+        raise TypeError(f"The {s} labels are strings but the {o} labels are not: give both as (items, string labels), or both as class indices")
+    vocab = sorted(set(labs[0]) | set(labs[1]))
+    o2i = {v: i for i, v in enumerate(vocab)}
+    return (data[0], [o2i[l] for l in labs[0]]), (valid[0], [o2i[l] for l in labs[1]]), vocab
+
 def _train_valid(model, data, valid, **kw):
+    "Checked train and valid `Features` of `data` and `valid`, and the class names (a `DataLoaders`' vocab or the string labels')"
     is_dls = hasattr(data, 'train') and hasattr(data, 'valid')
     if is_dls and valid is not None: raise ValueError("data is a DataLoaders, which has its own valid loader: do not pass `valid` too")
+    vocab = None
     if valid is None:
         if not is_dls: raise ValueError(f"Pass `valid` too, or a fastai DataLoaders with train and valid: got only {type(data).__name__}")
+        v = getattr(data, 'vocab', None)
+        if v is not None and all(isinstance(o, str) for o in v): vocab = [str(o) for o in v]
         data, valid = data.train, data.valid
-    return _as_features(model, data, 'train', **kw), _as_features(model, valid, 'valid', **kw)
+    data, valid, svocab = _map_string_labels(data, valid)
+    train, valid = _as_features(model, data, 'train', **kw), _as_features(model, valid, 'valid', **kw)
+    _check_same_dim(train.feats, valid.feats, 'train', 'valid')
+    return train, valid, svocab or vocab
 
 # %% ../nbs/06_probe.ipynb #39f3f030
 def linear_probe(model:VitZooModel, # the model: its backbone stays frozen, its head is replaced
@@ -305,18 +391,22 @@ def linear_probe(model:VitZooModel, # the model: its backbone stays frozen, its 
                  bs:int=64, bf16:bool|str=False, size:int|None=None, # feature extraction, see `extract_embeddings`
                  seed:int=0, progress:bool=True)->ProbeResult:
     "Train a linear head on features computed once by the frozen backbone, and install it in `model`"
+    if not isinstance(model, VitZooModel): raise TypeError(f"model must be a VitZooModel from build_model, got {type(model).__name__}")
     pooling = _check_pooling(model, pooling)
+    _check_fit_args(epochs, lr, wd, head_bs, 'head_bs') # before the features are computed
+    if n_out is not None: _check_int(n_out, 'n_out', 2)
     if install and pooling not in POOLINGS:
         raise ValueError(f"pooling={pooling!r} features come from 4 blocks, which VitZooModel.forward does not pool, so the head "
                          f"cannot be installed: pass install=False and predict with ProbeResult.predict, or use one of {POOLINGS}")
     t0 = time.perf_counter()
-    train, valid = _train_valid(model, data, valid, pooling=pooling, bs=bs, bf16=bf16, size=size, progress=progress)
+    train, valid, vocab = _train_valid(model, data, valid, pooling=pooling, bs=bs, bf16=bf16, size=size, progress=progress)
     t1 = time.perf_counter()
-    head, hist = fit_linear_head(train, valid, n_out or getattr(data, 'c', None), epochs, lr, wd, head_bs, normalize, seed)
+    if n_out is None: n_out = len(vocab) if vocab else getattr(data, 'c', None)
+    head, hist = fit_linear_head(train, valid, n_out, epochs, lr, wd, head_bs, normalize, seed)
     secs = dict(features=t1 - t0, fit=time.perf_counter() - t1)
-    if install:
-        model.pooling, model.head = pooling, head.to(next(model.parameters()).device)
-    return ProbeResult(head, pooling, hist[-1]['accuracy'], secs, hist, train, valid, model)
+    if install: # the head takes the model's mode, so the model stays in one mode
+        model.pooling, model.head = pooling, head.to(next(model.parameters()).device).train(model.training)
+    return ProbeResult(head, pooling, hist[-1]['accuracy'], secs, hist, train, valid, model, vocab)
 
 # %% ../nbs/06_probe.ipynb #84888454
 def knn_predict(feats:torch.Tensor, # `(N, dim)` query features
@@ -327,14 +417,24 @@ def knn_predict(feats:torch.Tensor, # `(N, dim)` query features
                 n_out:int|None=None, # number of classes; default: the largest label + 1
                 bs:int=1024)->tuple: # queries per similarity matrix
     "Predicted classes and normalised class scores of `feats` by a temperature-weighted vote of their `k` nearest neighbours"
+    for t, name in ((feats, 'feats'), (train_feats, 'train_feats'), (train_labels, 'train_labels')):
+        if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if feats.ndim != 2 or train_feats.ndim != 2 or feats.shape[1] != train_feats.shape[1]:
         raise ValueError(f"feats and train_feats must be (N, dim) and (M, dim), got {tuple(feats.shape)} and {tuple(train_feats.shape)}")
+    if not len(train_feats): raise ValueError("train_feats is empty (0 rows): there are no neighbours to vote")
     if train_labels.shape != (len(train_feats),) or train_labels.is_floating_point():
         raise ValueError(f"train_labels must be {len(train_feats)} class indices, got {train_labels.dtype} of shape {tuple(train_labels.shape)}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(train_feats):
+    if not _is_int(k) or not 1 <= k <= len(train_feats):
         raise ValueError(f"k must be an int in [1, {len(train_feats)}] (the number of training features), got {k!r}")
-    if T <= 0: raise ValueError(f"T must be positive, got {T}")
-    n_out = n_out or int(train_labels.max()) + 1
+    _check_positive(T, 'T')
+    bs = _check_int(bs, 'bs')
+    _check_finite(feats, 'feats')
+    _check_finite(train_feats, 'train_feats')
+    if (lo := int(train_labels.min())) < 0: raise ValueError(f"train_labels has the negative label {lo}: labels must be class indices 0, 1, 2, ...")
+    _check_two_classes(train_labels, 'train')
+    n_out = int(train_labels.max()) + 1 if n_out is None else _check_int(n_out, 'n_out', 2)
+    _check_labels(train_labels, n_out, 'train_labels')
+    k = int(k)
     keys, labels = F.normalize(train_feats.float(), dim=1), train_labels.long()
     scores = []
     for q in F.normalize(feats.float(), dim=1).split(bs):
@@ -355,6 +455,7 @@ class KNNResult:
     scores:torch.Tensor = field(repr=False)
     train:Features|None = field(default=None, repr=False)
     valid:Features|None = field(default=None, repr=False)
+    vocab:list|None = field(default=None, repr=False) # class names: `vocab[i]` is class `i`
 
 def knn_classifier(model:VitZooModel|None, # the model (unused when both data sets are `Features`)
                    data, # fastai `DataLoaders`, or the training data as in `linear_probe`
@@ -363,6 +464,6 @@ def knn_classifier(model:VitZooModel|None, # the model (unused when both data se
                    pooling:str|None=None, bs:int=64, bf16:bool|str=False, size:int|None=None, progress:bool=True)->KNNResult:
     "DINO's weighted kNN classifier on features of the frozen backbone: accuracy on `valid`"
     kw = dict(pooling=pooling, bs=bs, bf16=bf16, size=size, progress=progress)
-    train, valid = _train_valid(model, data, valid, **kw)
-    preds, scores = knn_predict(valid.feats, train.feats, train.labels, k, T, _n_classes(train, valid))
-    return KNNResult((preds == valid.labels).float().mean().item(), k, T, preds, scores, train, valid)
+    train, valid, vocab = _train_valid(model, data, valid, **kw)
+    preds, scores = knn_predict(valid.feats, train.feats, train.labels, k, T, max(_n_classes(train, valid), len(vocab or ())))
+    return KNNResult((preds == valid.labels).float().mean().item(), k, T, preds, scores, train, valid, vocab)
