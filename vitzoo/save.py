@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/save.html.md"""
 
 # %% ../nbs/07_save.ipynb #1462004e
 from __future__ import annotations
-import json, os, re, tempfile, uuid
+import hashlib, json, os, re, shutil, tempfile, uuid
 from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
@@ -17,11 +17,11 @@ from safetensors.torch import save_file, load_file
 from . import __version__
 from .registry import ModelSpec, get_family
 from .heads import BaseHead, LinearHead, MLPHead, IdentityHead, _activations
-from .model import VitZooModel
+from .model import VitZooModel, check_attn_implementation
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'META_NAME', 'CONFIG_NAME', 'WEIGHTS_NAME', 'CheckpointError', 'register_head', 'build_head',
-           'head_config', 'save_model', 'load_model', 'push_to_hub']
+__all__ = ['FORMAT_VERSION', 'META_NAME', 'CONFIG_NAME', 'WEIGHTS_NAME', 'NN_ACTIVATIONS', 'CheckpointError', 'register_head',
+           'build_head', 'head_config', 'save_model', 'load_model', 'push_to_hub']
 
 # %% ../nbs/07_save.ipynb #e2bd16d5
 FORMAT_VERSION = 1
@@ -31,17 +31,19 @@ class CheckpointError(ValueError):
     "A vitzoo checkpoint folder whose files are corrupt, inconsistent or from an unknown format"
 
 # %% ../nbs/07_save.ipynb #6dd99ea6
+NN_ACTIVATIONS = ('ReLU', 'ReLU6', 'RReLU', 'LeakyReLU', 'PReLU', 'ELU', 'CELU', 'SELU', 'GELU', 'SiLU', 'Mish', 'Sigmoid',
+                  'Hardsigmoid', 'Tanh', 'Hardtanh', 'Hardswish', 'Hardshrink', 'Softshrink', 'Tanhshrink', 'Softplus',
+                  'Softsign', 'LogSigmoid', 'Identity')
+
 def _act_name(m:nn.Module)->str:
     "The `activation` argument of `MLPHead` that rebuilds module `m`"
     cls = type(m)
     for name, c in _activations.items():
         if cls is c and repr(m) == repr(c()): return name
-    if getattr(nn, cls.__name__, None) is cls:
-        try: default = cls()
-        except TypeError: default = None
-        if repr(default) == repr(m): return f'nn.{cls.__name__}'
-    raise TypeError(f"Cannot save MLPHead activation {m!r}: use one of {sorted(_activations)} or a torch.nn activation with "
-                    "default arguments, or write your own head class and register it with @register_head")
+    if cls.__name__ in NN_ACTIVATIONS and getattr(nn, cls.__name__) is cls and repr(cls()) == repr(m): return f'nn.{cls.__name__}'
+    raise TypeError(f"Cannot save MLPHead activation {m!r}: use one of {sorted(_activations)}, or one of the torch.nn activations "
+                    f"{', '.join(NN_ACTIVATIONS)} with default arguments, or write your own head class and register it with "
+                    "@register_head")
 
 def _mlp_config(h):
     lins = [m for m in h.layers if isinstance(m, nn.Linear)]
@@ -80,16 +82,21 @@ def register_head(cls=None, # a `BaseHead` subclass with a `get_config()` method
 # %% ../nbs/07_save.ipynb #ac8c5b89
 def build_head(d:dict)->BaseHead:
     "The head described by `d`, a dict from `head_config`"
+    if not (isinstance(d, dict) and isinstance(d.get('class'), str) and isinstance(d.get('config'), dict)):
+        raise ValueError(f"A head description is a dict {{'class': <registered head name>, 'config': <dict of constructor "
+                         f"arguments>}}, got {d!r:.200}")
     name, cfg = d['class'], dict(d['config'])
     if name not in _HEADS:
         raise ValueError(f"Unknown head class {name!r}; registered heads: {', '.join(sorted(_HEADS))}. Define the class and "
                          f"decorate it with @vitzoo.save.register_head (name={name!r}) before loading")
-    cls = _HEADS[name]
-    if cls is MLPHead and str(cfg.get('activation', '')).startswith('nn.'):
-        act = getattr(nn, cfg['activation'][3:], None)
-        if not (isinstance(act, type) and issubclass(act, nn.Module)): raise ValueError(f"Unknown activation {cfg['activation']!r}")
-        cfg['activation'] = act
-    return cls(**cfg)
+    cls, act = _HEADS[name], cfg.get('activation')
+    if cls is MLPHead and isinstance(act, str) and act.startswith('nn.'):
+        if act[3:] not in NN_ACTIVATIONS:
+            raise ValueError(f"Unknown activation {act!r}: vitzoo rebuilds only the torch.nn activations {', '.join(NN_ACTIVATIONS)}")
+        cfg['activation'] = getattr(nn, act[3:])
+    try: return cls(**cfg)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{name}(**{d['config']!r:.200}) cannot be built: {e}") from e
 
 def head_config(head:BaseHead)->dict:
     "Class name and constructor kwargs that rebuild `head`, checked by rebuilding it"
@@ -124,61 +131,136 @@ def _dedupe(state:dict):
             for k, t in out.items()}, aliases
 
 # %% ../nbs/07_save.ipynb #3a59ba0f
+_STAGE, _ID = '.vitzoo-', re.compile(r'[0-9a-f]{32}')
+_LEGACY_TMP = re.compile(r'\.(config\.json|model\.safetensors|vitzoo\.json)\.\w+\.tmp') # temp files of saves by earlier vitzoo versions
+
 def _spec_dict(spec):
     return None if spec is None else json.loads(json.dumps(asdict(spec)))
 
-def _write(path:Path, write):
-    "Call `write(tmp)` on a temporary file next to `path` and flush it to disk; returns the temporary path"
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
+def _fsync_dir(d:Path):
+    "Flush the entries of directory `d` to disk (skipped where directories cannot be opened, e.g. Windows)"
+    try: fd = os.open(d, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _write_bytes(p:Path, data:bytes):
+    "Write `data` to the new file `p` and flush it to disk"
+    with open(p, 'xb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+def _write_weights(p:Path, tensors:dict, cid:str):
+    "Write `tensors` to the new safetensors file `p`, tagged with checkpoint id `cid`, and flush it to disk"
+    save_file(tensors, p, metadata=dict(format='pt', vitzoo_checkpoint_id=cid))
+    with open(p, 'rb+') as f: os.fsync(f.fileno())
+
+def _committed_id(folder:Path)->str|None:
+    "The `checkpoint_id` that `folder/vitzoo.json` commits, if it names one"
+    try: cid = json.loads((folder/META_NAME).read_text()).get('checkpoint_id')
+    except Exception: return None
+    return cid if isinstance(cid, str) and _ID.fullmatch(cid) else None
+
+def _tidy(folder:Path):
+    "Finish the moves of a save interrupted after its commit, then remove what interrupted saves left in `folder`"
+    cid = _committed_id(folder)
+    if cid and (st := folder/f'{_STAGE}{cid}').is_dir():
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if (st/name).is_file(): os.replace(st/name, folder/name)
+        _fsync_dir(folder)
+    for p in folder.iterdir():
+        if p.name.startswith(_STAGE) and _ID.fullmatch(p.name[len(_STAGE):]) and p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+        elif _LEGACY_TMP.fullmatch(p.name) and p.is_file(): os.unlink(p)
 
 def save_model(model:VitZooModel, # the model to save
                folder:str|Path, # destination folder, created if missing
               )->Path:
-    "Write `model` to `folder` as `config.json`, `model.safetensors` and `vitzoo.json`, replacing any checkpoint there only once all are written"
+    "Write `model` to `folder` as `config.json`, `model.safetensors` and `vitzoo.json` in one atomic commit"
     if not isinstance(model, VitZooModel): raise TypeError(f"save_model saves a VitZooModel, got {type(model).__name__}")
     if getattr(model, 'fast_dtype', None) is not None:
         raise ValueError("This model was made by fast_inference: its weights are packed for inference and cannot be saved; "
                          "save the model you passed to fast_inference")
+    if not isinstance(folder, (str, os.PathLike)): raise TypeError(f"save_model saves to a folder path, got {type(folder).__name__} {folder!r}")
     folder, bb = Path(folder), model.backbone
+    if folder.exists() and not folder.is_dir(): raise ValueError(f"{folder} is a file; save_model writes a folder: pass a folder path")
     head = head_config(model.head)
     tensors, aliases = _dedupe(model.state_dict())
     cid = uuid.uuid4().hex
+    config_bytes = bb.config.to_json_string(use_diff=False).encode()
     meta = dict(format='vitzoo', format_version=FORMAT_VERSION, vitzoo_version=__version__, checkpoint_id=cid,
-                backbone_cls=type(bb).__name__, model_type=bb.config.model_type,
-                attn_implementation=bb.config._attn_implementation, dtype=str(next(model.parameters()).dtype).removeprefix('torch.'),
+                config_sha256=hashlib.sha256(config_bytes).hexdigest(), backbone_cls=type(bb).__name__,
+                model_type=bb.config.model_type, attn_implementation=bb.config._attn_implementation,
+                dtype=str(next(model.parameters()).dtype).removeprefix('torch.'),
                 pooling=model.pooling, registry_name=model.spec.name if model.spec else None, spec=_spec_dict(model.spec),
                 head=head, pretrained=model.pretrained, backbone_frozen=model.backbone_frozen,
                 default_outputs=dict(model.default_outputs), aliases=aliases)
-    config_txt, meta_txt = bb.config.to_json_string(use_diff=False), json.dumps(meta, indent=2)
     folder.mkdir(parents=True, exist_ok=True)
-    tmps = []
+    _tidy(folder)
+    st = folder/f'{_STAGE}{cid}'
     try:
-        tmps.append((_write(folder/CONFIG_NAME, lambda p: Path(p).write_text(config_txt)), CONFIG_NAME))
-        tmps.append((_write(folder/WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata=dict(format='pt', vitzoo_checkpoint_id=cid))), WEIGHTS_NAME))
-        tmps.append((_write(folder/META_NAME, lambda p: Path(p).write_text(meta_txt)), META_NAME))
-        while tmps:
-            tmp, name = tmps[0]
-            os.replace(tmp, folder/name)
-            tmps.pop(0)
-    finally:
-        for tmp, _ in tmps: tmp.unlink(missing_ok=True)
+        os.mkdir(st)
+        _write_bytes(st/CONFIG_NAME, config_bytes)
+        _write_weights(st/WEIGHTS_NAME, tensors, cid)
+        _write_bytes(st/META_NAME, json.dumps(meta, indent=2).encode())
+        _fsync_dir(st)
+        os.replace(st/META_NAME, folder/META_NAME) # the commit
+    except BaseException:
+        if _committed_id(folder) != cid: shutil.rmtree(st, ignore_errors=True)
+        raise
+    _fsync_dir(folder)
+    for name in (CONFIG_NAME, WEIGHTS_NAME): os.replace(st/name, folder/name)
+    _fsync_dir(folder)
+    os.rmdir(st)
     return folder
 
 # %% ../nbs/07_save.ipynb #b6f2438d
+_META_TYPES = dict(vitzoo_version=str, checkpoint_id=str, config_sha256=str, backbone_cls=str, model_type=str,
+                   attn_implementation=(str, type(None)), dtype=str, pooling=str, registry_name=(str, type(None)),
+                   spec=(dict, type(None)), head=dict, pretrained=bool, backbone_frozen=bool, default_outputs=dict, aliases=dict)
+_META_REQUIRED = ('checkpoint_id', 'backbone_cls', 'model_type', 'dtype', 'pooling', 'spec', 'head', 'aliases')
+
+def _tname(t): return ' or '.join(c.__name__.replace('NoneType', 'null') for c in (t if isinstance(t, tuple) else (t,)))
+
+def _unfinished(folder:Path)->str:
+    "Why `folder`, which has no `vitzoo.json`, looks like an interrupted save ('' when it does not)"
+    if any(p.name.startswith(_STAGE) and p.is_dir() for p in folder.iterdir()):
+        return (f"{folder} holds only the staging folder of a save_model that was interrupted before it completed (a "
+                f"{_STAGE}<id> folder, no {META_NAME}): there is no checkpoint here; save the model again")
+    try:
+        with safe_open(folder/WEIGHTS_NAME, framework='pt') as f: tagged = 'vitzoo_checkpoint_id' in (f.metadata() or {})
+    except Exception: tagged = False
+    return (f"{folder/WEIGHTS_NAME} was written by vitzoo's save_model but {META_NAME} is missing (a save interrupted by an "
+            "older vitzoo, or an incomplete copy): this folder is not a loadable checkpoint; save the model again, or copy "
+            "the whole folder") if tagged else ''
+
+def _check_meta(meta:dict, p:Path):
+    "Raise a `CheckpointError` naming the first field of `vitzoo.json` (at `p`) with a wrong type or value"
+    def bad(k, why): raise CheckpointError(f"{p}: {k} is {meta[k]!r:.120} ({why}); the file was edited or is corrupt: save the model again")
+    if missing := [k for k in _META_REQUIRED if k not in meta]: raise CheckpointError(f"{p} lacks the field(s) {missing}; save the model again")
+    for k, t in _META_TYPES.items():
+        if k in meta and not isinstance(meta[k], t): bad(k, f"a {type(meta[k]).__name__.replace('NoneType', 'null')}, expected {_tname(t)}")
+    if not _ID.fullmatch(meta['checkpoint_id']): bad('checkpoint_id', 'expected 32 lowercase hex digits')
+    if 'config_sha256' in meta and not re.fullmatch(r'[0-9a-f]{64}', meta['config_sha256']): bad('config_sha256', 'expected 64 hex digits')
+    try: check_attn_implementation(meta.get('attn_implementation'), f'{p}: attn_implementation')
+    except ValueError as e: raise CheckpointError(str(e)) from None
+    if not (isinstance(getattr(torch, meta['dtype'], None), torch.dtype) and getattr(torch, meta['dtype']).is_floating_point):
+        bad('dtype', "expected a torch floating point dtype such as 'float32' or 'bfloat16'")
+    h = meta['head']
+    if not (isinstance(h.get('class'), str) and isinstance(h.get('config'), dict)):
+        bad('head', "expected {\"class\": <head class name>, \"config\": {<constructor arguments>}}")
+    if not all(isinstance(v, str) for v in meta['aliases'].values()): bad('aliases', 'expected {tensor name: tensor name}')
+    if (d := meta.get('default_outputs')) is not None and not all(k in ('output_attentions', 'output_embeddings') and
+                                                                 isinstance(v, bool) for k, v in d.items()):
+        bad('default_outputs', 'expected {"output_attentions": bool, "output_embeddings": bool}')
+
 def _read_meta(folder:Path)->dict:
     p = folder/META_NAME
     if not folder.is_dir():
         raise FileNotFoundError(f"No vitzoo checkpoint at {folder}: the folder does not exist. Pass a folder written by save_model "
                                 "(or the id of a hub repo written by push_to_hub)")
     if not p.exists():
+        if why := _unfinished(folder): raise CheckpointError(why)
         hint = (" It has a config.json: a plain HuggingFace checkpoint loads with build_model(model_name=..., backbone_cls=...)"
                 if (folder/CONFIG_NAME).exists() else '')
         raise FileNotFoundError(f"{p} is missing: {folder} is not a vitzoo checkpoint; write one with save_model.{hint}")
@@ -188,26 +270,45 @@ def _read_meta(folder:Path)->dict:
     if not isinstance(meta, dict) or meta.get('format') != 'vitzoo':
         raise CheckpointError(f"{p} is not a vitzoo checkpoint description (no \"format\": \"vitzoo\"); write it with save_model")
     v = meta.get('format_version')
-    if v != FORMAT_VERSION:
-        newer = isinstance(v, int) and v > FORMAT_VERSION
+    if type(v) is not int or v != FORMAT_VERSION:
+        newer = type(v) is int and v > FORMAT_VERSION
         raise CheckpointError(f"{p} has format_version {v!r}" + (f", written by vitzoo {meta.get('vitzoo_version')}" if newer else '') +
                               f"; this vitzoo ({__version__}) reads format {FORMAT_VERSION}" + ("; upgrade vitzoo" if newer else ''))
-    req = ('checkpoint_id', 'backbone_cls', 'model_type', 'dtype', 'pooling', 'spec', 'head', 'aliases')
-    if missing := [k for k in req if k not in meta]: raise CheckpointError(f"{p} lacks the field(s) {missing}; save the model again")
+    _check_meta(meta, p)
     return meta
 
 # %% ../nbs/07_save.ipynb #05a48b28
-def _read_weights(p:Path, meta:dict, device)->dict:
-    if not p.exists(): raise FileNotFoundError(f"{p} is missing: the checkpoint has no weights; save the model again")
+def _weights_id(p:Path):
+    "The vitzoo checkpoint id in the metadata of safetensors file `p` (None without one)"
     try:
-        with safe_open(p, framework='pt') as f: fmeta = f.metadata() or {}
-        state = load_file(p, device=str(device))
+        with safe_open(p, framework='pt') as f: return (f.metadata() or {}).get('vitzoo_checkpoint_id')
     except Exception as e:
         raise CheckpointError(f"{p} cannot be read as safetensors ({e}): it is truncated or corrupt; save the model again "
-                              "or download it again") from e
-    if fmeta.get('vitzoo_checkpoint_id') != meta['checkpoint_id']:
-        raise CheckpointError(f"{p} and {p.parent/META_NAME} come from different saves (an interrupted save, or files copied "
-                              "from two checkpoints); save the model again")
+                              "or download it again") from None
+
+def _locate(folder:Path, name:str, meta:dict)->Path:
+    "Where data file `name` of the checkpoint that `meta` commits is: in `folder`, or staged there by a save interrupted after its commit"
+    cid, sha = meta['checkpoint_id'], meta.get('config_sha256')
+    ours = (lambda p: _weights_id(p) == cid) if name == WEIGHTS_NAME else \
+           (lambda p: sha is None or hashlib.sha256(p.read_bytes()).hexdigest() == sha)
+    staged, p = folder/f'{_STAGE}{cid}'/name, folder/name
+    if staged.is_file() and ours(staged): return staged
+    if not p.is_file():
+        what = 'weights' if name == WEIGHTS_NAME else 'backbone config'
+        raise FileNotFoundError(f"{p} is missing: the checkpoint has no {what}; save the model again")
+    if ours(p): return p
+    if name == WEIGHTS_NAME:
+        raise CheckpointError(f"{p} and {folder/META_NAME} come from different saves (files copied from two checkpoints, or "
+                              "overwritten by hand); save the model again")
+    raise CheckpointError(f"{p} is not the {CONFIG_NAME} that {folder/META_NAME} was saved with (its sha256 differs): it was "
+                          "edited, or the files come from different saves. Save the model again (to change the backbone "
+                          "config, change the model, then save it)")
+
+def _read_weights(p:Path, meta:dict, device)->dict:
+    try: state = load_file(p, device=str(device))
+    except Exception as e:
+        raise CheckpointError(f"{p} cannot be read as safetensors ({e}): it is truncated or corrupt; save the model again "
+                              "or download it again") from None
     for alias, kept in meta['aliases'].items():
         if kept not in state: raise CheckpointError(f"{p} has no tensor {kept!r}, which {META_NAME} names as the source of {alias!r}")
         state[alias] = state[kept]
@@ -225,10 +326,52 @@ def _check_state(model, state, p):
                               ". The files come from different models; save the model again")
 
 # %% ../nbs/07_save.ipynb #c898e146
-def _spec_from(d):
+_SPEC_TYPES = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'dict': dict, 'tuple': (list, tuple), 'None': type(None)}
+
+def _spec_from(d, p:Path):
+    "The `ModelSpec` saved as dict `d` in `vitzoo.json` at `p`, its field types checked"
     if d is None: return None
     known = {f.name: f for f in fields(ModelSpec)}
-    return ModelSpec(**{k: tuple(v) if known[k].type == 'tuple' and isinstance(v, list) else v for k, v in d.items() if k in known})
+    for k, v in d.items():
+        if k not in known: continue # a field of a newer vitzoo
+        ts = [_SPEC_TYPES.get(t.strip()) for t in known[k].type.split('|')]
+        if None in ts: continue # a type not checked here
+        ok = isinstance(v, tuple(ts)) and (bool in ts or not isinstance(v, bool))
+        if ok and isinstance(v, list): ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        if not ok: raise CheckpointError(f"{p}: spec.{k} is {v!r:.80}, expected {known[k].type}; the file was edited or is corrupt: "
+                                         "save the model again")
+    try: return ModelSpec(**{k: tuple(v) if known[k].type == 'tuple' else v for k, v in d.items() if k in known})
+    except TypeError as e: raise CheckpointError(f"{p}: spec is incomplete ({e}); save the model again") from None
+
+def _check_device(device)->torch.device:
+    "`device` as a `torch.device`, checked to exist on this machine"
+    if isinstance(device, str):
+        try: dev = torch.device(device)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"device={device!r} is not a device name torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    elif isinstance(device, torch.device): dev = device
+    else: raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', or a torch.device; got {type(device).__name__} {device!r}")
+    if dev.type == 'meta': raise ValueError("device='meta' holds no weights; load onto 'cpu' or a GPU")
+    if dev.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not n: raise ValueError(f"device={device!r}, but torch sees no CUDA GPU on this machine; use device='cpu'")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device={device!r}, but this machine has {n} CUDA GPU(s): use one of {[f'cuda:{i}' for i in range(n)]}")
+    elif dev.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}, but MPS is not available on this machine; use device='cpu'")
+    elif dev.type != 'cpu':
+        try: torch.empty(0, device=dev)
+        except Exception as e: raise ValueError(f"device={device!r} is not usable on this machine ({e}); use device='cpu'") from None
+    return dev
+
+def _read_config(cp:Path)->dict:
+    try: cfg = json.loads(cp.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise CheckpointError(f"{cp} is not valid JSON ({e}); save the model again") from None
+    if not isinstance(cfg, dict): raise CheckpointError(f"{cp} holds a JSON {type(cfg).__name__}, not a config object; save the model again")
+    for k in ('_attn_implementation', 'attn_implementation'):
+        try: check_attn_implementation(cfg.get(k), f'{cp}: {k}')
+        except ValueError as e: raise CheckpointError(str(e)) from None
+    return cfg
 
 def _download(repo_id:str, revision=None, cache_dir=None)->Path:
     "The local snapshot of hub repo `repo_id` (from the HF cache when offline)"
@@ -239,33 +382,43 @@ def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo 
                device:str|torch.device='cpu', # where to put the weights
                revision:str|None=None, # hub revision, for a repo id
                cache_dir:str|None=None, # HF cache, for a repo id
+               attn_implementation:str|None=None, # override the saved attention implementation (e.g. `'sdpa'` where flash attention is missing)
               )->VitZooModel:
     "Rebuild the `VitZooModel` saved in `folder`, without network for a local folder, in eval mode"
     from vitzoo.factory import resolve_backbone_cls
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"load_model takes the path of a folder written by save_model (or a hub repo id), got {type(folder).__name__} {folder!r:.80}")
+    dev = _check_device(device)
+    check_attn_implementation(attn_implementation)
     folder = Path(folder)
+    if folder.is_file():
+        inside = folder.name in (META_NAME, CONFIG_NAME, WEIGHTS_NAME) and (folder.parent/META_NAME).is_file()
+        raise ValueError(f"{folder} is a file; load_model takes the folder that save_model wrote" +
+                         (f": pass {folder.parent}" if inside else ", the one holding vitzoo.json, config.json and model.safetensors"))
     if not folder.exists() and re.fullmatch(r'[\w.-]+/[\w.-]+', str(folder)) and not str(folder).startswith('.'):
         try: folder = _download(str(folder), revision, cache_dir)
         except Exception as e:
             raise FileNotFoundError(f"No folder {str(folder)!r} here, and it could not be fetched from the HF hub: {e}") from e
     meta = _read_meta(folder)
-    mp, cp, wp = folder/META_NAME, folder/CONFIG_NAME, folder/WEIGHTS_NAME
-    if not cp.exists(): raise FileNotFoundError(f"{cp} is missing: the checkpoint has no backbone config; save the model again")
-    try: cfg = json.loads(cp.read_text())
-    except (ValueError, UnicodeDecodeError) as e: raise CheckpointError(f"{cp} is not valid JSON ({e}); save the model again") from None
+    mp, cp, wp = folder/META_NAME, _locate(folder, CONFIG_NAME, meta), _locate(folder, WEIGHTS_NAME, meta)
+    cfg = _read_config(cp)
     try: cls = resolve_backbone_cls(meta['backbone_cls'])
     except (ValueError, TypeError) as e: raise CheckpointError(f"{mp}: backbone_cls {meta['backbone_cls']!r} is unusable: {e}") from None
     if not (cls.config_class.model_type == meta['model_type'] == cfg.get('model_type')):
         raise CheckpointError(f"{cp} has model_type {cfg.get('model_type')!r} but {mp} says {meta['model_type']!r} "
                               f"({meta['backbone_cls']}); the files come from different models")
-    dtype = getattr(torch, str(meta['dtype']), None)
-    if not isinstance(dtype, torch.dtype): raise CheckpointError(f"{mp} has an unknown dtype {meta['dtype']!r}")
-    state = _read_weights(wp, meta, device)
+    dtype, spec = getattr(torch, meta['dtype']), _spec_from(meta['spec'], mp)
+    state = _read_weights(wp, meta, dev)
     try:
-        kw = {'attn_implementation': meta['attn_implementation']} if meta.get('attn_implementation') else {}
+        attn = attn_implementation or meta.get('attn_implementation')
+        kw = {'attn_implementation': attn} if attn else {}
         backbone = cls._from_config(cls.config_class.from_dict(cfg), **kw, **get_family(meta['model_type']).init_kwargs)
-        model = VitZooModel(backbone, build_head(meta['head']), meta['pooling'], _spec_from(meta['spec']))
-    except (ValueError, TypeError, KeyError) as e: raise CheckpointError(f"{mp} (with {cp}) does not describe a model vitzoo can build: {e}") from e
-    model.to(device=device, dtype=dtype)
+        model = VitZooModel(backbone, build_head(meta['head']), meta['pooling'], spec)
+    except Exception as e:
+        fix = ("; pass load_model(..., attn_implementation='sdpa') to load it with another attention implementation"
+               if attn not in (None, 'eager', 'sdpa') and not attn_implementation else '')
+        raise CheckpointError(f"{mp} (with {cp}) does not describe a model vitzoo can build here: {e}{fix}") from e
+    model.to(device=dev, dtype=dtype)
     _check_state(model, state, wp)
     for n, p in model.named_parameters():
         if p.dtype != state[n].dtype: p.data = p.data.to(state[n].dtype)
