@@ -6,14 +6,24 @@ Docs: https://vitzoo.github.io/vitzoo/fast.html.md"""
 
 # %% ../nbs/09_fast.ipynb #6764f0d0
 from __future__ import annotations
-import copy
+import copy, warnings
 import torch
 from torch import nn
 from .model import VitZooModel
 
 # %% auto #0
-__all__ = ['GELU_ALGORITHMS', 'FAST_IMPL', 'FAST_DTYPES', 'gelu_algorithm', 'PackedLinear', 'fast_attention', 'FastVitZooModel',
-           'fast_inference']
+__all__ = ['GELU_ALGORITHMS', 'FAST_IMPL', 'FAST_DTYPES', 'bf16_supported', 'can_pack', 'gelu_algorithm', 'PackedLinear',
+           'fast_attention', 'FastVitZooModel', 'fast_inference']
+
+# %% ../nbs/09_fast.ipynb #ff76f304
+def bf16_supported()->bool:
+    "Whether oneDNN runs bfloat16 on this CPU (AVX512 or AMX): the one capability check vitzoo makes"
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+def can_pack(dtype:torch.dtype, # `torch.bfloat16` or `torch.float32`
+            )->bool:
+    "Whether `PackedLinear` runs `dtype` on this CPU: oneDNN is there, with bfloat16 kernels for bfloat16"
+    return torch.backends.mkldnn.is_available() and (dtype != torch.bfloat16 or bf16_supported())
 
 # %% ../nbs/09_fast.ipynb #97300553
 GELU_ALGORITHMS = {'GELUActivation': 'none', 'GELUTanh': 'tanh', 'PytorchGELUTanh': 'tanh'}
@@ -37,10 +47,13 @@ class PackedLinear(nn.Module):
     "Inference-only `nn.Linear` whose weight is pre-packed for oneDNN, with its bias and an optional GELU fused in"
     def __init__(self, linear:nn.Linear, # the layer to pack (its weight is copied, not shared)
                  gelu:str|None=None): # fuse a GELU after it: `'none'` (exact) or `'tanh'`
+        if not isinstance(linear, nn.Linear): raise TypeError(f"PackedLinear needs an nn.Linear, got {type(linear).__name__}")
+        if gelu not in (None, 'none', 'tanh'): raise ValueError(f"gelu must be None, 'none' or 'tanh' (oneDNN's GELUs), got {gelu!r}")
         super().__init__()
         self.in_features,self.out_features,self.gelu = linear.in_features,linear.out_features,gelu
         w = linear.weight.detach()
         self.dtype = w.dtype
+        if not can_pack(w.dtype): raise ValueError(f"oneDNN has no {w.dtype} kernels on this CPU: keep the nn.Linear (fast_inference does)")
         self.packed = torch.ops.mkldnn._reorder_linear_weight(w, None)
         self.register_buffer('bias', None if linear.bias is None else linear.bias.detach().clone())
         self.attr, self.algorithm = ('none', '') if gelu is None else ('gelu', gelu)
@@ -104,9 +117,14 @@ def _copy_as(model, dtype):
         memo[id(t)] = nn.Parameter(c, requires_grad=False) if isinstance(t, nn.Parameter) else c
     return copy.deepcopy(model, memo)
 
+_INFERENCE_ONLY = ("fast_inference models run inference only (their weights have no gradients); "
+                   "train the original model, or call it under torch.no_grad()/torch.inference_mode()")
+
 def _cast_input(dtype):
-    "A forward pre-hook casting the backbone's `pixel_values` to `dtype`"
+    "A forward pre-hook casting the backbone's `pixel_values` to `dtype`, refusing inputs that need gradients"
     def hook(module, args, kwargs):
+        x = args[0] if args else kwargs.get('pixel_values')
+        if isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled(): raise RuntimeError(_INFERENCE_ONLY)
         if args: return (args[0].to(dtype), *args[1:]), kwargs
         if 'pixel_values' in kwargs: kwargs = {**kwargs, 'pixel_values': kwargs['pixel_values'].to(dtype)}
         return args, kwargs
@@ -130,7 +148,9 @@ def fast_inference(model:VitZooModel, # the model to speed up (left unchanged)
                    dtype:torch.dtype=torch.bfloat16, # `torch.bfloat16` or `torch.float32`
                   )->VitZooModel:
     "A copy of `model` in `dtype` for fast CPU inference: packed linears with fused bias and GELU, lean attention"
-    if not isinstance(model, VitZooModel): raise TypeError(f"fast_inference needs a VitZooModel, got {type(model).__name__}")
+    if not isinstance(model, VitZooModel):
+        raise TypeError(f"fast_inference needs a VitZooModel (from build_model or load_model), got {type(model).__name__}")
+    if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype must be torch.bfloat16 or torch.float32, got {dtype!r}")
     if dtype == torch.float16:
         raise ValueError("fast_inference does not run float16: CPUs have no fast float16 matmul. Use dtype=torch.bfloat16")
     if dtype not in FAST_DTYPES: raise ValueError(f"dtype must be torch.bfloat16 or torch.float32, got {dtype!r}")
@@ -138,16 +158,17 @@ def fast_inference(model:VitZooModel, # the model to speed up (left unchanged)
     if devices != {'cpu'}:
         raise ValueError(f"fast_inference is for CPU models, this one is on {', '.join(sorted(devices))}; "
                          "on a GPU use model.to(torch.bfloat16) (and torch.compile)")
-    if not torch.backends.mkldnn.is_available():
-        raise RuntimeError("fast_inference needs PyTorch built with oneDNN (torch.backends.mkldnn), which this build lacks")
-    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        raise RuntimeError("This CPU has no bfloat16 support in oneDNN; use fast_inference(model, dtype=torch.float32)")
-    if isinstance(model, FastVitZooModel): raise ValueError("model is already a fast_inference model")
+    if isinstance(model, FastVitZooModel): raise ValueError("model is already a fast_inference model; pass the original model")
+    packed = can_pack(dtype)
+    if not packed:
+        hint = '; bfloat16 may be slower than float32 on this CPU: try dtype=torch.float32' if dtype == torch.bfloat16 else ''
+        warnings.warn(f"fast_inference: oneDNN has no {dtype} kernels on this CPU, so the copy keeps plain linear layers "
+                      f"(fast.packed=False), only its attention is leaner{hint}", stacklevel=2)
     _register()
     fast = _copy_as(model, dtype).eval()
     fast.__class__ = FastVitZooModel
-    fused = sum(_pack_block(b, fast.family.mlp) for b in fast.blocks)
+    fused = sum(_pack_block(b, fast.family.mlp) for b in fast.blocks) if packed else 0
     fast.backbone.set_attn_implementation(FAST_IMPL)
     fast.backbone.register_forward_pre_hook(_cast_input(dtype), with_kwargs=True)
-    fast.fast_dtype, fast.fused_gelu = dtype, fused
+    fast.fast_dtype, fast.fused_gelu, fast.packed = dtype, fused, packed
     return fast

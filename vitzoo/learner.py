@@ -6,6 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #e24f4af4
 from __future__ import annotations
+import numbers
 from functools import partial
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.data.transforms import Normalize, get_c
 from fastai.optimizer import Adam
 from fastai.torch_core import defaults, to_float
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, patch
 from .factory import build_model
 from .model import VitZooModel, _make_head
 from .heads import IdentityHead, LinearHead
@@ -25,12 +26,21 @@ from .heads import IdentityHead, LinearHead
 __all__ = ['vit_splitter', 'layer_decay_mults', 'LayerDecay', 'BF16Autocast', 'KeepOutputs', 'ViTLearner', 'vit_learner']
 
 # %% ../nbs/04_learner.ipynb #218aead3
+def _check_int(v, name:str, lo:int=1, hi:int|None=None, what:str=''):
+    "`v` as an `int` (numpy integers too) in `[lo, hi]`, else a `TypeError`/`ValueError` naming `name`"
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{name} must be an int, got {type(v).__name__}: {v!r}")
+    if v < lo or (hi is not None and v > hi):
+        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be {rng}{what}, got {v}")
+    return int(v)
+
 def vit_splitter(model:VitZooModel, # the model to split
                  block_groups:int=1): # number of groups the blocks are split into (one per block for layer decay)
     "Parameter groups of `model`: stem | blocks in `block_groups` chunks | final norm + head"
     model = getattr(model, 'module', model)
+    if not isinstance(model, VitZooModel): raise TypeError(f"vit_splitter needs a VitZooModel, got {type(model).__name__}")
     blocks = list(model.blocks)
-    if not 1 <= block_groups <= len(blocks): raise ValueError(f"block_groups must be in [1, {len(blocks)}], got {block_groups}")
+    block_groups = _check_int(block_groups, 'block_groups', 1, len(blocks), f" (the model has {len(blocks)} blocks)")
     tail = list(model.norm.parameters()) + list(model.head.parameters())
     taken = {id(p) for b in blocks for p in b.parameters()} | {id(p) for p in tail}
     stem = [p for p in model.backbone.parameters() if id(p) not in taken]
@@ -40,9 +50,9 @@ def vit_splitter(model:VitZooModel, # the model to split
 # %% ../nbs/04_learner.ipynb #f00f88aa
 def layer_decay_mults(n_blocks:int, decay:float)->list:
     "Learning-rate multipliers for the stem, each block, and the head: `decay**depth` from the head"
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise ValueError(f"layer_decay must be a number in (0, 1], got {decay!r}")
-    return [decay ** (n_blocks + 1 - d) for d in range(n_blocks + 2)]
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real): raise TypeError(f"layer_decay must be a number in (0, 1], got {decay!r}")
+    if not 0 < decay <= 1: raise ValueError(f"layer_decay must be a number in (0, 1], got {decay!r}")
+    return [float(decay) ** (n_blocks + 1 - d) for d in range(n_blocks + 2)]
 
 # %% ../nbs/04_learner.ipynb #50bf85a4
 class LayerDecay(Callback):
@@ -139,11 +149,43 @@ ViTLearner.to_distributed = _to_distributed
 # %% ../nbs/04_learner.ipynb #5ddf562e
 def _check_dls(dls):
     if not hasattr(dls, 'train') or not hasattr(dls, 'after_batch'): raise TypeError(f"dls must be fastai DataLoaders, got {type(dls).__name__}")
+    if not len(dls.train):
+        bs, n = getattr(dls.train, 'bs', None), len(getattr(dls.train, 'dataset', ()))
+        raise ValueError(f"dls.train has no batches ({n} training items, bs={bs}, drop_last={getattr(dls.train, 'drop_last', None)}): "
+                         "use a batch size no larger than the training set, or add images")
     n_inp = getattr(dls, 'n_inp', 1)
     b = dls.one_batch()
     n = len(b) if isinstance(b, (tuple, list)) else 1
     if n <= n_inp: raise ValueError(f"dls yields batches of {n} element(s) with no targets: vit_learner needs labelled "
                                     "data (for unlabelled images, extract embeddings instead)")
+
+def _check_bool(v, name, none_ok=False):
+    if (v is None and none_ok) or isinstance(v, (bool, np.bool_)): return None if v is None else bool(v)
+    raise TypeError(f"{name} must be True or False{' or None' if none_ok else ''}, got {type(v).__name__}: {v!r}")
+
+def _check_lr(lr):
+    "A positive learning rate, or a `slice` of them (discriminative rates)"
+    parts = [p for p in (lr.start, lr.stop) if p is not None] if isinstance(lr, slice) else [lr]
+    for p in parts:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real): raise TypeError(f"lr must be a positive number or a slice of them, got {lr!r}")
+        if not p > 0: raise ValueError(f"lr must be positive (e.g. 1e-3), got {lr!r}")
+    if isinstance(lr, slice) and not parts: raise ValueError("lr=slice(None) has no learning rate: pass e.g. slice(1e-5, 1e-3)")
+
+def _check_args(lr, wd, moms, cbs, metrics, loss_func, opt_func):
+    "Refuse, before anything trains, the arguments fastai would only trip on later"
+    from fastai.learner import Metric
+    _check_lr(lr)
+    if wd is not None and (isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not wd >= 0):
+        raise ValueError(f"wd must be None or a number >= 0, got {wd!r}")
+    if not (isinstance(moms, (tuple, list)) and len(moms) == 3 and all(isinstance(m, numbers.Real) and 0 <= m < 1 for m in moms)):
+        raise ValueError(f"moms must be 3 momentums in [0, 1) (start, middle, end of a cycle), like (0.95, 0.85, 0.95), got {moms!r}")
+    for cb in cbs:
+        if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
+            raise TypeError(f"cbs must be fastai Callbacks, got {type(cb).__name__}: {cb!r}")
+    for m in (metrics if isinstance(metrics, (list, tuple)) else [] if metrics is None else [metrics]):
+        if not (callable(m) or isinstance(m, Metric)): raise TypeError(f"metrics must be functions or fastai Metrics, got {type(m).__name__}: {m!r}")
+    if loss_func is not None and not callable(loss_func): raise TypeError(f"loss_func must be callable, got {type(loss_func).__name__}")
+    if not callable(opt_func): raise TypeError(f"opt_func must be a fastai optimizer function like Adam, got {type(opt_func).__name__}")
 
 def _add_norm(dls, spec):
     if not any(isinstance(t, Normalize) for t in dls.after_batch.fs):
@@ -169,13 +211,32 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                )->ViTLearner:
     "A fastai `Learner` fine-tuning a HuggingFace ViT, like `vision_learner`"
     _check_dls(dls)
-    if n_out is None: n_out = get_c(dls)
+    normalize, train_bn, wd_bn_bias = (_check_bool(v, k) for k, v in dict(normalize=normalize, train_bn=train_bn, wd_bn_bias=wd_bn_bias).items())
+    pretrained, freeze_backbone = _check_bool(pretrained, 'pretrained', True), _check_bool(freeze_backbone, 'freeze_backbone', True)
+    block_groups = _check_int(block_groups, 'block_groups')
+    if splitter is not None and block_groups != 1: raise ValueError("block_groups sets the default splitter's groups: do not pass splitter too")
+    if layer_decay is not None:
+        layer_decay_mults(1, layer_decay)
+        if splitter is not None: raise ValueError("layer_decay sets its own per-block splitter: do not pass splitter too")
+    c = get_c(dls)
+    if n_out is not None:
+        n_out = _check_int(n_out, 'n_out', what=' (the number of outputs of the head)')
+        if c and n_out < c: raise ValueError(f"n_out={n_out} is fewer than the {c} classes of dls: labels >= {n_out} would have no output")
+    else: n_out = c
+    cbs = list(cbs) if isinstance(cbs, (list, tuple)) else ([cbs] if cbs is not None else [])
+    _check_args(lr, wd, moms, cbs, metrics, loss_func, opt_func)
     if isinstance(arch, str):
         if head is None and not n_out: raise ValueError("Could not infer n_out from dls (it has no vocab or `c`): pass n_out")
         model = build_model(arch, model_name=model_name, head=n_out if head is None else head,
                             load_pretrained=True if pretrained is None else pretrained, backbone_dropout=backbone_dropout,
                             drop_path_rate=drop_path_rate, config_kwargs=config_kwargs, pooling=pooling)
     elif isinstance(arch, VitZooModel):
+        from vitzoo.fast import FastVitZooModel
+        if isinstance(arch, FastVitZooModel): raise TypeError("arch is a fast_inference model, which cannot train: pass the model you gave fast_inference")
+        given = {k: v for k, v, d in [('model_name', model_name, None), ('config_kwargs', config_kwargs, None), ('pooling', pooling, 'cls'),
+                 ('backbone_dropout', backbone_dropout, 0.0), ('drop_path_rate', drop_path_rate, 0.0)] if v != d}
+        if given: raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} apply only when arch is a registry name; "
+                                   "arch is a built model, so pass them to build_model instead")
         model = arch
         if head is not None: model.head = _make_head(head, model.pooled_dim)
         elif isinstance(model.head, IdentityHead):
@@ -186,12 +247,12 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
         raise ValueError(f"The head has {model.head.output_dim} outputs but dls has {n_out} classes: pass a matching head or n_out")
     pretrained = model.pretrained if pretrained is None else pretrained
     if normalize: _add_norm(dls, model.spec)
-    cbs = list(cbs) if isinstance(cbs, (list, tuple)) else ([cbs] if cbs is not None else [])
     if layer_decay is not None:
-        if splitter is not None: raise ValueError("layer_decay sets its own per-block splitter: do not pass splitter too")
         n = len(model.blocks)
         cbs.append(LayerDecay(layer_decay_mults(n, layer_decay)))
         block_groups = n
+    if not 1 <= block_groups <= len(model.blocks):
+        raise ValueError(f"block_groups must be in [1, {len(model.blocks)}] (the model has {len(model.blocks)} blocks), got {block_groups}")
     splitter = splitter or partial(vit_splitter, block_groups=block_groups)
     learn = ViTLearner(dls=dls, model=model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter, cbs=cbs,
                        metrics=metrics, path=path, model_dir=model_dir, wd=wd, wd_bn_bias=wd_bn_bias, train_bn=train_bn, moms=moms)
