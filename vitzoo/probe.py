@@ -19,6 +19,7 @@ from .registry import ModelSpec
 from .model import VitZooModel, POOLINGS, pool_tokens, check_pixel_values
 from .heads import LinearHead
 from .attention import eval_mode
+from .fast import bf16_supported
 
 # %% auto #0
 __all__ = ['PROBE_POOLINGS', 'BF16_MODES', 'preprocess', 'feature_dim', 'pooled_features', 'default_bf16_mode', 'Features',
@@ -94,7 +95,7 @@ class _Pooler(nn.Module):
 
 def default_bf16_mode(device:torch.device)->str:
     "What `bf16=True` means on `device`: `'fast'` on a CPU with oneDNN bfloat16 support, else `'cast'`"
-    ok = device.type == 'cpu' and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    ok = device.type == 'cpu' and bf16_supported()
     return 'fast' if ok else 'cast'
 
 @contextmanager
