@@ -6,13 +6,14 @@ Docs: https://vitzoo.github.io/vitzoo/cli.html.md"""
 
 # %% ../nbs/08_cli.ipynb #1d98109d
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, math, os, sys, time
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DEFAULT_MODEL', 'UsageError', 'cmd_models', 'finetune', 'cmd_finetune', 'cmd_embed', 'cmd_attention', 'parser',
-           'main']
+__all__ = ['DEFAULT_MODEL', 'UsageError', 'cmd_models', 'plot_history', 'finetune', 'cmd_finetune', 'cmd_embed', 'cmd_attention',
+           'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #628c139d
 class UsageError(Exception):
@@ -31,16 +32,56 @@ def _load_model(name:str, pretrained:bool=True):
     if p.is_dir():
         from vitzoo.save import load_model
         return load_model(p)
-    from vitzoo.factory import build_model
-    return build_model(name, load_pretrained=pretrained) # an unknown name raises with close matches
+    if p.exists(): raise UsageError(f"--model {name} is a file: pass a folder written by save_pretrained, or a registry name (see `vitzoo models`)")
+    if '/' in str(name) or os.sep in str(name):
+        raise UsageError(f"--model {name}: no such folder; pass a folder written by save_pretrained, or a registry name (see `vitzoo models`)")
+    from vitzoo.factory import build_model, CheckpointNotFoundError
+    try: return build_model(name, load_pretrained=pretrained) # an unknown name raises with close matches
+    except CheckpointNotFoundError as e: # its remedies are for Python: say what they are on the command line
+        raise UsageError(f"{e}\nOn the command line: --model also takes a folder written by save_pretrained, and "
+                         "--no-pretrained builds without weights.") from e
+
+def _require_spec(m, name:str):
+    "`m`, refused if it has no registry spec: the command would not know how to preprocess images for it"
+    if m.spec is None:
+        raise UsageError(f"--model {name} has no registry spec (the image size, mean and std to preprocess images with): it was "
+                         "saved from a model built without one; build it with build_model('<registry name>', ...) and save it again")
+    return m
+
+def _check_size(size:int|None, m)->int|None:
+    "`size`, refused if it is not a positive multiple of the patch size of `m`"
+    if size is None: return None
+    if size < 1: raise UsageError(f"--size must be a positive number of pixels, got {size}")
+    p = m.patch_size
+    if size % p: raise UsageError(f"--size {size} is not a multiple of the model's patch size {p}: use e.g. {max(p, round(size / p) * p)}")
+    return size
+
+def _check_image(f:Path, decode:bool=True):
+    "Refuse a file PIL cannot read (`decode`: read its pixels too, not only its header), naming it"
+    from PIL import Image
+    try:
+        with Image.open(f) as im:
+            if decode: im.load()
+    except Exception as e: # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError... for a bad file
+        why = str(e).splitlines()[0] if str(e) else ''
+        why = why if why and str(f) not in why else type(e).__name__ # PIL's message may repeat the path
+        raise UsageError(f"{f} is not a readable image ({why}): remove or replace it") from e
 
 def _images(path:Path)->list:
-    "Image files under `path` (or `path` itself), sorted"
+    "Image files under `path` (or `path` itself), sorted; each one is checked to be readable"
     if not path.exists(): raise UsageError(f"{path} does not exist")
-    if path.is_file(): return [path]
-    files = sorted(f for f in path.rglob('*') if f.suffix.lower() in _IMG_EXTS)
+    if path.is_file(): files = [path]
+    else: files = sorted(f for f in path.rglob('*') if f.suffix.lower() in _IMG_EXTS)
     if not files: raise UsageError(f"no images ({', '.join(sorted(_IMG_EXTS))}) under {path}")
+    for f in files: _check_image(f)
     return files
+
+def _out_path(o:str, exts:tuple)->Path:
+    "Output file `o`, refused (before any work) if it is a folder or does not end in one of `exts`"
+    o = Path(o)
+    if o.is_dir(): raise UsageError(f"-o {o} is a folder: name the output file, e.g. {o/('out' + exts[0])}")
+    if o.suffix.lower() not in exts: raise UsageError(f"-o {o} must end in {' or '.join(exts)}")
+    return o
 
 # %% ../nbs/08_cli.ipynb #37803f1e
 def cmd_models(args):
@@ -57,18 +98,91 @@ def cmd_models(args):
 DEFAULT_MODEL = dict(model='vanilla_vit', size=32, epochs=40, lr=3e-3, bs=64, config_kwargs=dict(
     hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256, image_size=32, patch_size=8))
 
+def _check_args(epochs, lr, bs, size, valid_pct, layer_decay):
+    "Refuse out-of-range hyper-parameters before anything is built"
+    for name, v in (('--epochs', epochs), ('--bs', bs), ('--size', size)):
+        if v is not None and v < 1: raise UsageError(f"{name} must be at least 1, got {v}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0): raise UsageError(f"--lr must be a positive number (e.g. 1e-3), got {lr}")
+    if not 0 < valid_pct < 1: raise UsageError(f"--valid-pct must be in (0, 1), e.g. 0.2, got {valid_pct}")
+    if layer_decay is not None and not 0 < layer_decay <= 1: raise UsageError(f"--layer-decay must be in (0, 1], e.g. 0.75, got {layer_decay}")
+
+def _class_counts(root:Path)->Counter:
+    "Images per class under `root` as fastai labels them (by parent folder), refusing images outside class folders"
+    from fastai.data.transforms import get_image_files
+    files = get_image_files(root)
+    if not files: raise UsageError(f"no images under {root}")
+    loose = [f for f in files if f.parent == root]
+    if loose: raise UsageError(f"{root} has {len(loose)} image(s) directly in it (e.g. {loose[0].name}), not in class folders: "
+                               f"put each class's images in its own folder, {root}/<class>/")
+    for f in files: _check_image(f, decode=False) # headers only: a corrupt file is named now, not mid-training
+    return Counter(f.parent.name for f in files)
+
+def _check_data(data:Path, bs:int, valid_pct:float)->list:
+    "The classes of `data`, refused before training if fastai would train nothing or a wrong model on it"
+    if not data.is_dir(): raise UsageError(f"DATA must be a folder of class folders, got {data}")
+    tr, va = data/'train', data/'valid'
+    if tr.is_dir() != va.is_dir():
+        has, lacks = ('train', 'valid') if tr.is_dir() else ('valid', 'train')
+        raise UsageError(f"{data} has {has}/ but no {lacks}/: add {data/lacks}/<class>/ folders, or put the class folders "
+                         "directly in DATA and split them with --valid-pct")
+    if tr.is_dir():
+        ctr, cva = _class_counts(tr), _class_counts(va)
+        if unknown := sorted(set(cva) - set(ctr)):
+            raise UsageError(f"valid/ has classes that train/ lacks ({', '.join(unknown)}): fastai would label them as another class; "
+                             "add them to train/ or remove them from valid/")
+        where, n_train = tr, sum(ctr.values())
+    else:
+        ctr = _class_counts(data); n = sum(ctr.values())
+        n_valid = int(valid_pct * n) # as fastai's `RandomSplitter`
+        if n_valid < 1: raise UsageError(f"--valid-pct {valid_pct} of {n} images leaves no validation image: raise --valid-pct or add images")
+        where, n_train = data, n - n_valid
+    if len(ctr) < 2:
+        c, n = next(iter(ctr.items()))
+        raise UsageError(f"{where} has one class folder ({c!r}, {n} images): a classifier needs at least two classes, one folder each: {where}/<class>/")
+    if n_train < bs: raise UsageError(f"the training set has {n_train} images, fewer than the batch size {bs} (fastai drops an "
+                                      f"incomplete last batch, so nothing would train): pass --bs {n_train} or less, or add images")
+    return sorted(ctr)
+
 def _finetune_dls(data, size, bs, valid_pct, seed):
     from fastai.vision.all import ImageDataLoaders, Resize, aug_transforms
     data = Path(data)
-    if not data.is_dir(): raise UsageError(f"DATA must be a folder of class folders, got {data}")
     tfms = dict(item_tfms=Resize(size), bs=bs, num_workers=0, seed=seed,
                 batch_tfms=aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, p_lighting=0))
-    if (data/'train').is_dir() and (data/'valid').is_dir():
-        return ImageDataLoaders.from_folder(data, train='train', valid='valid', **tfms)
-    if not 0 < valid_pct < 1: raise UsageError(f"--valid-pct must be in (0, 1), got {valid_pct}")
+    if (data/'train').is_dir(): return ImageDataLoaders.from_folder(data, train='train', valid='valid', **tfms)
     return ImageDataLoaders.from_folder(data, valid_pct=valid_pct, **tfms)
 
 # %% ../nbs/08_cli.ipynb #5426dc67
+def _history_cb():
+    "A fastai callback keeping one row per epoch (`epoch`, `train_loss`, `valid_loss`, metrics) across fits"
+    from fastai.callback.core import Callback
+    from fastai.learner import Recorder
+    class History(Callback):
+        order = Recorder.order + 1 # after `Recorder.after_epoch` has completed the epoch's log
+        def __init__(self): self.rows = []
+        def after_epoch(self):
+            row = {n: float(v) for n, v in zip(self.recorder.metric_names[1:], self.recorder.log[1:]) if n != 'time'}
+            self.rows.append(dict(epoch=len(self.rows) + 1, **row))
+    return History()
+
+def _num(v): return v if math.isfinite(v) else None # JSON has no NaN
+
+def plot_history(history:list, # rows of `metrics.json`'s `history`: `epoch`, `train_loss`, `valid_loss`, `accuracy`
+                ):
+    "The learning curves of `history`: train and valid loss per epoch, accuracy on the right axis"
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    ep = [h['epoch'] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k in ('train_loss', 'valid_loss'): ax.plot(ep, [h[k] for h in history], 'o-', ms=3, label=k.replace('_', ' '))
+    ax.set(xlabel='epoch', ylabel='loss', title='learning curve')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    acc = ax.twinx()
+    acc.plot(ep, [h['accuracy'] for h in history], 's--', ms=3, color='C2', label='accuracy')
+    acc.set(ylabel='accuracy', ylim=(0, 1.02))
+    lines = ax.get_lines() + acc.get_lines()
+    ax.legend(lines, [l.get_label() for l in lines], loc='upper center', bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+    return fig
+
 def finetune(data=None, # image folder; `None`: the embedded digits default
              model:str|None=None, # registry name or saved model folder; default: the small digits ViT
              out:str|Path='vitzoo_out', # where the model, `metrics.json` and plots go
@@ -77,40 +191,50 @@ def finetune(data=None, # image folder; `None`: the embedded digits default
              valid_pct:float=0.2, seed:int=0, layer_decay:float|None=None,
              progress:bool=True)->dict:
     "Fine-tune with `vit_learner` and write the model, metrics and plots to `out`; return the metrics"
+    d = DEFAULT_MODEL
+    _check_args(epochs, lr, bs, size, valid_pct, layer_decay)
+    out, bs = Path(out), bs or d['bs']
+    if out.exists() and not out.is_dir(): raise UsageError(f"--out {out} is a file: pass a folder")
+    if data is not None: _check_data(Path(data), bs, valid_pct)
     import torch
     from fastai.vision.all import accuracy, ClassificationInterpretation
     from fastai.losses import LabelSmoothingCrossEntropyFlat
     from vitzoo.learner import vit_learner
     from vitzoo.factory import build_model
     import matplotlib; matplotlib.use('Agg')
-    d = DEFAULT_MODEL
-    if epochs is not None and epochs < 1: raise UsageError(f"--epochs must be at least 1, got {epochs}")
-    if data is None:
-        from vitzoo.data import digits_folder
-        data = digits_folder(Path(out)/'data', size=d['size'], seed=seed)
     torch.manual_seed(seed)
     if model is None: m = build_model(d['model'], load_pretrained=False, config_kwargs=d['config_kwargs'])
-    else: m = _load_model(model, pretrained)
-    size = size or m.spec.image_size
-    dls = _finetune_dls(data, size, bs or d['bs'], valid_pct, seed)
+    else: m = _require_spec(_load_model(model, pretrained), model)
+    size = _check_size(size, m) or m.spec.image_size
+    if data is None:
+        from vitzoo.data import digits_folder
+        data = digits_folder(out/'data', size=d['size'], seed=seed)
+        _check_data(data, bs, valid_pct)
+    dls = _finetune_dls(data, size, bs, valid_pct, seed)
     learn = vit_learner(dls, m, metrics=accuracy, loss_func=LabelSmoothingCrossEntropyFlat(), layer_decay=layer_decay,
                         pretrained=m.pretrained)
     epochs, lr = epochs or d['epochs'], lr or (d['lr'] if model is None else 1e-3)
-    start = time.time()
+    hist, start = _history_cb(), time.time()
     with (learn.no_bar() if not progress else nullcontext()), (learn.no_logging() if not progress else nullcontext()):
-        if m.pretrained: learn.fine_tune(epochs, lr)
-        else: learn.fit_one_cycle(epochs, lr, wd=0.05)
+        # the history is kept by a callback of the fits: `validate` below starts the recorder afresh
+        if m.pretrained: learn.fine_tune(epochs, lr, cbs=hist) # one frozen epoch, then `epochs`
+        else: learn.fit_one_cycle(epochs, lr, wd=0.05, cbs=hist)
         secs = time.time() - start
         val_loss, acc = learn.validate()
-        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         # the confusion matrix runs predictions again: inside the block, so `--quiet` shows no bar
         ClassificationInterpretation.from_learner(learn).plot_confusion_matrix(); _save_fig(out/'confusion_matrix.png')
     learn.model.save_pretrained(out/'model')
-    metrics = dict(accuracy=float(acc), valid_loss=float(val_loss), epochs=epochs, lr=lr, train_seconds=round(secs, 1),
-                   n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), classes=list(map(str, dls.vocab)),
-                   history=[dict(zip(learn.recorder.metric_names[1:-1], map(float, v))) for v in learn.recorder.values])
+    history = [{k: _num(v) for k, v in h.items()} for h in hist.rows]
+    metrics = dict(accuracy=_num(float(acc)), valid_loss=_num(float(val_loss)), epochs=epochs,
+                   freeze_epochs=1 if m.pretrained else 0, lr=lr, bs=bs, size=size, train_seconds=round(secs, 1),
+                   n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), classes=list(map(str, dls.vocab)), history=history)
     (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
-    learn.recorder.plot_loss(); _save_fig(out/'losses.png')
+    plot_history(history); _save_fig(out/'losses.png')
+    bad = [h['epoch'] for h in history if h['train_loss'] is None or h['valid_loss'] is None]
+    if bad or metrics['valid_loss'] is None:
+        raise UsageError(f"training diverged (the loss is not finite from epoch {bad[0] if bad else len(history)} on, see "
+                         f"{out/'metrics.json'}): lower --lr (it was {lr})")
     return metrics
 
 def _save_fig(fn):
@@ -131,15 +255,19 @@ def cmd_embed(args):
     "Write the embeddings of every image under DATA to an `.npz`"
     import numpy as np
     from vitzoo.probe import extract_embeddings
+    if args.bs < 1: raise UsageError(f"--bs must be at least 1, got {args.bs}")
+    out = _out_path(args.output, ('.npz',)) # `np.savez` would add `.npz` to another name
     files = _images(Path(args.data))
-    m = _load_model(args.model, not args.no_pretrained)
+    m = _require_spec(_load_model(args.model, not args.no_pretrained), args.model).eval() # no dropout: the same image, the same vector
     feats = extract_embeddings(m, files, bs=args.bs, bf16=args.bf16, pooling=args.pooling, progress=not args.quiet)
     root = Path(args.data)
     names = np.array([str(f.relative_to(root)) if root.is_dir() else f.name for f in files])
     labels = np.array([f.parent.name for f in files]) if root.is_dir() else np.array([''] * len(files))
-    out = Path(args.output); out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, features=feats.feats.numpy(), paths=names, labels=labels)
     print(f"{len(files)} embeddings of dim {feats.feats.shape[1]} written to {out}")
+
+_FIG_EXTS = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')
 
 def cmd_attention(args):
     "Save the attention grid of IMAGE"
@@ -147,11 +275,14 @@ def cmd_attention(args):
     from vitzoo.attention import attention_grid
     import matplotlib; matplotlib.use('Agg')
     img = Path(args.image)
+    if not img.exists(): raise UsageError(f"IMAGE {img} does not exist")
     if not img.is_file(): raise UsageError(f"IMAGE {img} is not a file")
-    m = _load_model(args.model, not args.no_pretrained).eval()
-    x = preprocess(img, m.spec, args.size)[None]
+    _check_image(img)
+    out = _out_path(args.output, _FIG_EXTS)
+    m = _require_spec(_load_model(args.model, not args.no_pretrained), args.model).eval() # maps of the model as it predicts
+    x = preprocess(img, m.spec, _check_size(args.size, m))[None]
     fig = attention_grid(m, x, layer=args.layer)
-    out = Path(args.output); out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches='tight', dpi=100)
     print(f"attention maps of layer {args.layer} written to {out}")
 
@@ -190,8 +321,13 @@ def parser()->argparse.ArgumentParser:
     return p
 
 # %% ../nbs/08_cli.ipynb #25987e64
+def _error_lines(msg:str)->str:
+    "`msg` for stderr: its first line after `vitzoo: error: `, every further line (a remedy, a hint) after `vitzoo: `"
+    lines = [l for l in str(msg).strip().splitlines() if l.strip()] or ['']
+    return '\n'.join([f"vitzoo: error: {lines[0]}", *(f"vitzoo: {l}" for l in lines[1:])])
+
 def main(argv:list|None=None)->int:
-    "Run the `vitzoo` command; errors are one line on stderr and exit code 2"
+    "Run the `vitzoo` command; an error is printed whole on stderr, without a traceback, with exit code 2"
     import warnings
     for c in (FutureWarning, DeprecationWarning): warnings.filterwarnings('ignore', category=c) # libraries' notes to developers
     try:
@@ -199,8 +335,17 @@ def main(argv:list|None=None)->int:
         args.func(args)
         return 0
     except UsageError as e: msg = str(e)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as e: msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    print(f"vitzoo: error: {msg}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e: msg = str(e) or type(e).__name__ # vitzoo's checks; OSError: files, the hub
+    except KeyboardInterrupt:
+        print("vitzoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e: # a bug: say so in one line, unless asked for the traceback
+        if os.environ.get('VITZOO_DEBUG'): raise
+        first = str(e).splitlines()[0] if str(e) else ''
+        print(f"vitzoo: internal error: {type(e).__name__}: {first}\nvitzoo: this is a bug, please report it "
+              "(set VITZOO_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    print(_error_lines(msg), file=sys.stderr)
     return 2
 
 def _script(): sys.exit(main())

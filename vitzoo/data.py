@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/data.html.md"""
 
 # %% ../nbs/03a_data.ipynb #b536d126
 from __future__ import annotations
-import tempfile
+import json, shutil, tempfile
 from pathlib import Path
 import numpy as np
 
@@ -14,25 +14,38 @@ import numpy as np
 __all__ = ['digits_folder']
 
 # %% ../nbs/03a_data.ipynb #53c850c3
+_MARK = '.digits_folder.json' # the arguments a folder was written with
+
 def digits_folder(dest:str|Path|None=None, # folder to write into (a new temporary folder if `None`)
                   size:int=32, # side of the written images, upscaled from 8 pixels
                   valid_pct:float=0.2, # fraction of each class kept for `valid/`
                   seed:int=0, # seed of the split
-                  n_per_class:int|None=None)->Path: # keep at most this many images per class (small tests)
+                  n_per_class:int|None=None)->Path: # keep at most this many images per class (small tests), at least 2
     "Write scikit-learn's digits as `dest/{train,valid}/<digit>/<i>.png` and return `dest`"
     from PIL import Image
     from sklearn.datasets import load_digits
     if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), got {valid_pct}")
     if size < 8: raise ValueError(f"size must be at least 8 (the digits are 8x8), got {size}")
+    if n_per_class is not None and n_per_class < 2:
+        raise ValueError(f"n_per_class must be at least 2 (one image for train/, one for valid/), got {n_per_class}")
     dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix='digits_'))
+    args = dict(size=size, valid_pct=valid_pct, seed=seed, n_per_class=n_per_class)
+    mark = dest/_MARK
+    if (dest/'train').exists() or (dest/'valid').exists():
+        if not mark.exists(): raise ValueError(f"{dest} already has train/ or valid/, not written by digits_folder: pass a new or empty folder")
+        if mark.read_text() == json.dumps({**args, 'complete': True}): return dest # already written, with these arguments
+        for s in ('train', 'valid'): shutil.rmtree(dest/s, ignore_errors=True) # another split, or an interrupted write: never mix
+    dest.mkdir(parents=True, exist_ok=True)
+    mark.write_text(json.dumps({**args, 'complete': False}))
     d = load_digits()
     rng = np.random.default_rng(seed)
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(d.target == c))[:n_per_class]
-        n_valid = max(1, round(len(idx) * valid_pct))
+        n_valid = min(max(1, round(len(idx) * valid_pct)), len(idx) - 1) # at least one image on each side
         for split, ids in (('valid', idx[:n_valid]), ('train', idx[n_valid:])):
             (dest/split/str(c)).mkdir(parents=True, exist_ok=True)
             for i in ids:
                 img = Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8), mode='L')
                 img.resize((size, size), Image.BILINEAR).save(dest/split/str(c)/f'{i}.png')
+    mark.write_text(json.dumps({**args, 'complete': True}))
     return dest
