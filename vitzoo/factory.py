@@ -197,7 +197,8 @@ def load_backbone(cls, # transformers class (resolved)
                   overrides:dict|None=None, # config values to change
                   load_kwargs:dict|None=None, # `from_pretrained` kwargs (`attn_implementation`, `cache_dir`...)
                   strict:bool=True, # missing, unexpected or misshapen backbone tensors are an error (else a warning)
-                  output_loading_info:bool=False): # also return the loading report (`None` without weights)
+                  output_loading_info:bool=False, # also return the loading report (`None` without weights)
+                 ):
     "Build the backbone of `checkpoint` with class `cls`, with or without its weights, in train mode"
     fam = get_family(cls.config_class.model_type)
     overrides, load_kwargs = overrides or {}, dict(load_kwargs or {})
@@ -322,8 +323,8 @@ def _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dro
 
 def build_model(model_type:str|None=None, # registry name, see `list_models()`
                 model_name:str|None=None, # hub id, local HF folder or vitzoo save folder; overrides the registry's checkpoint
-                backbone_cls=None, # transformers class (or name) for a `model_name` outside the registry
-                head=None, # `None` (embeddings), an int (`LinearHead` outputs) or a `BaseHead`
+                backbone_cls:str|type|None=None, # transformers class (or name) for a `model_name` outside the registry
+                head:BaseHead|int|None=None, # `None` (embeddings), an int (`LinearHead` outputs) or a `BaseHead`
                 freeze_backbone:bool=False, # set `requires_grad=False` on the backbone
                 load_pretrained:bool=True, # load the checkpoint's weights (else random init, no network)
                 backbone_dropout:float=0.0, # dropout probability set in the family's dropout config keys
@@ -351,13 +352,14 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
 # %% ../nbs/03_factory.ipynb #b9019d3b
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
 
-def tiny_config(name:str)->dict: # a registry name
+def tiny_config(name:str, # a registry name
+               )->dict:
     "`TINY` in the words of `name`'s config (DINOv2 sizes its MLP with `mlp_ratio`)"
     if get_spec(name).model_type.startswith('dinov2'): return {**{k: v for k, v in TINY.items() if k != 'intermediate_size'}, 'mlp_ratio': 2}
     return dict(TINY)
 
 def tiny_model(name:str, # a registry name
-               **kwargs): # passed to `build_model`; `config_kwargs` are applied on top of `TINY`
-    "A randomly initialised `name` with the `TINY` architecture: for tests and examples that must run in a second"
+               **kwargs):
+    "A randomly initialised `name` with the `TINY` architecture, for tests and examples; `kwargs` go to `build_model` (`config_kwargs` on top of `TINY`)"
     ck = {**tiny_config(name), **(kwargs.pop('config_kwargs', None) or {})}
     return build_model(name, load_pretrained=False, config_kwargs=ck, **kwargs)

@@ -46,7 +46,8 @@ class LinearHead(BaseHead):
     "A single linear layer, with optional dropout before it"
     def __init__(self, input_dim:int, # embedding width
                  output_dim:int, # number of outputs (classes)
-                 dropout:float=0.0): # dropout probability on the embeddings, in [0, 1)
+                 dropout:float=0.0, # dropout probability on the embeddings, in [0, 1)
+                ):
         super().__init__()
         self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
         dropout = _check_dropout(dropout)
@@ -75,7 +76,8 @@ class MLPHead(BaseHead):
                  hidden_dims:list|int, # width of each hidden layer
                  output_dim:int, # number of outputs (classes)
                  dropout:float=0.0, # dropout after each hidden activation, in [0, 1)
-                 activation:str|nn.Module='relu'): # `'relu'`, `'gelu'`, `'tanh'` or a module
+                 activation:str|nn.Module='relu', # `'relu'`, `'gelu'`, `'tanh'` or a module
+                ):
         super().__init__()
         self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
         if isinstance(hidden_dims, numbers.Integral): hidden_dims = [hidden_dims]
@@ -97,7 +99,8 @@ class MLPHead(BaseHead):
 # %% ../nbs/01_heads.ipynb #ad032b06
 class IdentityHead(BaseHead):
     "Returns the pooled embeddings unchanged"
-    def __init__(self, input_dim:int): # embedding width
+    def __init__(self, input_dim:int, # embedding width
+                ):
         super().__init__()
         self._input_dim = self._output_dim = _check_dim(input_dim, 'input_dim')
     @property

@@ -8,8 +8,10 @@ Docs: https://vitzoo.github.io/vitzoo/model.html.md"""
 from __future__ import annotations
 import numbers, operator
 from contextlib import contextmanager
+from pathlib import Path
 import torch
 from torch import nn
+from fastcore.basics import patch
 from .registry import ModelSpec, get_family
 from .heads import BaseHead, IdentityHead, LinearHead
 
@@ -19,7 +21,8 @@ __all__ = ['ATTN_IMPLEMENTATIONS', 'POOLINGS', 'eager_attention', 'check_attn_im
 
 # %% ../nbs/02_model.ipynb #14545061
 @contextmanager
-def eager_attention(backbone:nn.Module): # a transformers `PreTrainedModel`
+def eager_attention(backbone:nn.Module, # a transformers `PreTrainedModel`
+                   ):
     "Run `backbone` with eager attention inside the block, restoring its implementation afterwards"
     prev = backbone.config._attn_implementation
     if prev == 'eager':
@@ -33,7 +36,8 @@ def eager_attention(backbone:nn.Module): # a transformers `PreTrainedModel`
 ATTN_IMPLEMENTATIONS = ('eager', 'sdpa', 'flash_attention_2', 'flash_attention_3', 'flex_attention')
 
 def check_attn_implementation(impl, # an attention implementation name, e.g. read from a file or passed by a user
-                              where:str='attn_implementation'): # what to call it in the error
+                              where:str='attn_implementation', # what to call it in the error
+                             ):
     "`impl` if vitzoo supports it (`ATTN_IMPLEMENTATIONS`), else a `ValueError`: never a hub kernel or other code"
     if impl is None or (isinstance(impl, str) and impl in ATTN_IMPLEMENTATIONS): return impl
     raise ValueError(f"{where}={impl!r} is not an attention implementation vitzoo supports; use one of {ATTN_IMPLEMENTATIONS} "
@@ -42,7 +46,8 @@ def check_attn_implementation(impl, # an attention implementation name, e.g. rea
 # %% ../nbs/02_model.ipynb #c6445643
 def check_pixel_values(x, # the input batch
                        num_channels:int=3, # channels the backbone expects
-                       patch_size:int=16): # height and width must be multiples of it
+                       patch_size:int=16, # height and width must be multiples of it
+                      ):
     "Raise a clear `TypeError`/`ValueError` unless `x` is a float `(batch, channels, height, width)` tensor that fits"
     if not isinstance(x, torch.Tensor): raise TypeError(f"pixel_values must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -65,7 +70,8 @@ POOLINGS = ('cls', 'mean', 'cls+mean')
 
 def pool_tokens(tokens:torch.Tensor, # `(batch, tokens, dim)` final normalised tokens
                 pooling:str='cls', # one of `POOLINGS`
-                num_prefix_tokens:int=1): # tokens before the patches
+                num_prefix_tokens:int=1, # tokens before the patches
+               ):
     "Pool `tokens` into one `(batch, dim)` (or `2*dim` for `'cls+mean'`) embedding per image"
     cls = tokens[:, 0]
     if pooling == 'cls': return cls
@@ -94,7 +100,8 @@ class VitZooModel(nn.Module):
     def __init__(self, backbone:nn.Module, # a transformers ViT-family model
                  head:BaseHead|int|None=None, # a head, a number of outputs, or `None` for embeddings
                  pooling:str='cls', # one of `POOLINGS`
-                 spec:ModelSpec|None=None): # the registry entry it was built from
+                 spec:ModelSpec|None=None, # the registry entry it was built from
+                ):
         super().__init__()
         if pooling not in POOLINGS: raise ValueError(f"Unknown pooling {pooling!r}; use one of {POOLINGS}")
         self.backbone,self.pooling,self.spec = backbone,pooling,spec
@@ -125,8 +132,11 @@ def _no_rows(v):
     if isinstance(v, tuple): return tuple(map(_no_rows, v))
     return v
 
-def _backbone_outputs(self:VitZooModel, pixel_values, **kwargs):
-    "The backbone's outputs for checked `pixel_values`, at their own size; `kwargs` go to the backbone"
+# %% ../nbs/02_model.ipynb #e2f32b30
+@patch
+def backbone_outputs(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, height, width)` normalised images
+                     **kwargs):
+    "The backbone's outputs for checked `pixel_values`, at their own size; `kwargs` (e.g. `output_hidden_states=True`) go to the backbone"
     check_pixel_values(pixel_values, self.config.num_channels, self.patch_size)
     if self.family.interpolate: kwargs['interpolate_pos_encoding'] = True
     if len(pixel_values): return self.backbone(pixel_values, **kwargs)
@@ -135,7 +145,11 @@ def _backbone_outputs(self:VitZooModel, pixel_values, **kwargs):
         out = self.backbone(pixel_values.new_zeros(1, *pixel_values.shape[1:]), **kwargs)
     return type(out)(**{k: _no_rows(v) for k, v in out.items()})
 
-def _tokens(self:VitZooModel, pixel_values, output_attentions=False):
+# %% ../nbs/02_model.ipynb #8334ec50
+@patch
+def tokens(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, height, width)` normalised images
+           output_attentions:bool=False, # also return the attention weights of every layer
+          )->tuple: # `(tokens, attentions)`; `attentions` is `None` unless asked for
     "Final normalised tokens `(batch, tokens, dim)` and, if asked, the attention weights of every layer"
     if output_attentions:
         with eager_attention(self.backbone): out = self.backbone_outputs(pixel_values, output_attentions=True)
@@ -146,12 +160,12 @@ def _tokens(self:VitZooModel, pixel_values, output_attentions=False):
     tokens = self.norm(out.last_hidden_state) if self.family.post_norm else out.last_hidden_state
     return tokens, (out.attentions if output_attentions else None)
 
-VitZooModel.backbone_outputs,VitZooModel.tokens = _backbone_outputs,_tokens
-
 # %% ../nbs/02_model.ipynb #ecf45a03
-def _forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, height, width)` normalised images
-             output_attentions:bool|None=None, # also return one `(batch, heads, tokens, tokens)` tensor per layer
-             output_embeddings:bool|None=None): # also return the pooled embeddings
+@patch
+def forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, height, width)` normalised images
+            output_attentions:bool|None=None, # also return one `(batch, heads, tokens, tokens)` tensor per layer
+            output_embeddings:bool|None=None, # also return the pooled embeddings
+           ):
     "Predictions, or a dict with `predictions` and the requested `attentions`/`embeddings`"
     if output_attentions is None: output_attentions = self.default_outputs['output_attentions']
     if output_embeddings is None: output_embeddings = self.default_outputs['output_embeddings']
@@ -164,22 +178,50 @@ def _forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, h
     if output_embeddings: res['embeddings'] = emb
     return res
 
-VitZooModel.forward = _forward
-
 # %% ../nbs/02_model.ipynb #6168ff7d
-def _freeze_backbone(self:VitZooModel):
-    "Set `requires_grad=False` on every backbone parameter"
+@patch
+def freeze_backbone(self:VitZooModel):
+    "Set `requires_grad=False` on every backbone parameter; returns the model"
     for p in self.backbone.parameters(): p.requires_grad_(False)
     return self
 
-def _unfreeze_backbone(self:VitZooModel):
-    "Set `requires_grad=True` on every backbone parameter"
+# %% ../nbs/02_model.ipynb #b1d15cc7
+@patch
+def unfreeze_backbone(self:VitZooModel):
+    "Set `requires_grad=True` on every backbone parameter; returns the model"
     for p in self.backbone.parameters(): p.requires_grad_(True)
     return self
 
-VitZooModel.freeze_backbone,VitZooModel.unfreeze_backbone = _freeze_backbone,_unfreeze_backbone
-VitZooModel.backbone_frozen = property(lambda self: not any(p.requires_grad for p in self.backbone.parameters()),
-                                       doc="`True` when no backbone parameter gets gradients")
+# %% ../nbs/02_model.ipynb #cc7ef45f
+@patch(as_prop=True)
+def backbone_frozen(self:VitZooModel)->bool:
+    "`True` when no backbone parameter gets gradients"
+    return not any(p.requires_grad for p in self.backbone.parameters())
 
 # %% ../nbs/02_model.ipynb #665c9d8b
-from . import save as _save # noqa: E402 (attaches `save_pretrained`, `from_pretrained`, `push_to_hub`)
+@patch
+def save_pretrained(self:VitZooModel, folder:str|Path, # destination folder, created if missing
+                   )->Path: # `folder`
+    "Save this model to `folder` with `vitzoo.save.save_model`"
+    from vitzoo.save import save_model
+    return save_model(self, folder)
+
+# %% ../nbs/02_model.ipynb #6b4aa505
+@patch(cls_method=True)
+def from_pretrained(cls:VitZooModel, folder:str|Path, # folder written by `save_pretrained`, or a hub repo id
+                    **kwargs)->VitZooModel:
+    "Load a model saved with `save_pretrained`, in eval mode; `kwargs` (`device`, `revision`, `cache_dir`, `attn_implementation`) go to `vitzoo.save.load_model`"
+    from vitzoo.save import load_model
+    return load_model(folder, **kwargs)
+
+# %% ../nbs/02_model.ipynb #7b83522f
+@patch
+def push_to_hub(self:VitZooModel, repo_id:str, # `'user/name'` on the hub
+                private:bool|None=None, # create the repo private
+                token:str|None=None, # hub token; defaults to the logged-in one
+                commit_message:str='Upload vitzoo model', # message of the commit
+                revision:str|None=None, # branch to push to
+               ):
+    "Upload this model to the hub repo `repo_id` (created if needed) with `vitzoo.save.push_to_hub`"
+    from vitzoo.save import push_to_hub
+    return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message, revision=revision)

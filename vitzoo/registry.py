@@ -62,6 +62,10 @@ INCEPTION_MEAN, INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 # %% ../nbs/00_registry.ipynb #f0238a50
+def _fmt_params(n:int|None)->str:
+    "`n` parameters in millions (thousands for tiny test models)"
+    return '?' if not n else f"{n/1e6:.1f}M" if n >= 1e5 else f"{n/1e3:.1f}K"
+
 @dataclass(frozen=True)
 class ModelSpec:
     "One registry entry: a checkpoint and what it takes to run it"
@@ -85,6 +89,20 @@ class ModelSpec:
 
     @property
     def model_type(self): return (self.config or {}).get('model_type')
+
+    def __repr__(self):
+        lic = self.license + (', gated' if self.gated else '')
+        return (f"ModelSpec({self.name!r}, {self.checkpoint!r}, {self.model_type or self.backbone_cls}, {_fmt_params(self.n_params)} params, "
+                f"{self.image_size}px, patch {self.patch_size}, dim {self.embed_dim}, {self.num_prefix_tokens} prefix tokens, "
+                f"pooling {self.pooling!r}" + (f", {lic}" if lic else '') + ")")
+
+    def _repr_markdown_(self):
+        rows = dict(checkpoint=f"`{self.checkpoint}`", backbone=f"`{self.backbone_cls}` ({self.model_type})",
+                    parameters=_fmt_params(self.n_params), preprocessing=f"{self.image_size} px, crop {self.crop_pct}, {self.interpolation}, "
+                    f"mean {self.mean}, std {self.std}", tokens=f"patch {self.patch_size}, {self.num_prefix_tokens} prefix tokens, "
+                    f"width {self.embed_dim}", pooling=f"`{self.pooling}`", licence=self.license + (' (gated)' if self.gated else ''),
+                    notes=self.notes)
+        return f"**ModelSpec `{self.name}`**\n\n| | |\n|---|---|\n" + '\n'.join(f"| {k} | {v} |" for k, v in rows.items() if v)
 
 # %% ../nbs/00_registry.ipynb #a740ed87
 _vit_b = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
@@ -161,8 +179,8 @@ def register_model(name:str, # registry name
                    backbone_cls, # transformers class or its name, e.g. `Dinov2Model`
                    model_name:str, # default checkpoint: hub id or local folder
                    overwrite:bool=False, # replace an existing entry?
-                   **meta): # any other `ModelSpec` field: `config`, `mean`, `std`, `image_size`, `pooling`...
-    "Add a checkpoint to the registry and return its `ModelSpec`"
+                   **meta):
+    "Add a checkpoint to the registry and return its `ModelSpec`; `meta` sets any other `ModelSpec` field (`config`, `mean`, `image_size`...)"
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"{name!r} is already registered (checkpoint {_REGISTRY[name].checkpoint!r}); pass overwrite=True to replace it.")
     known = {f.name for f in fields(ModelSpec)} - {'name', 'backbone_cls', 'checkpoint'}
@@ -185,7 +203,7 @@ def unregister_model(name:str):
 # %% ../nbs/00_registry.ipynb #3a2faed0
 def registry_table(pattern:str='*')->list:
     "One dict per registered model matching `pattern`, for display"
-    return [dict(name=s.name, checkpoint=s.checkpoint, params=f"{s.n_params/1e6:.1f}M" if s.n_params else '?',
+    return [dict(name=s.name, checkpoint=s.checkpoint, params=_fmt_params(s.n_params),
                  embed_dim=s.embed_dim, image_size=s.image_size, patch=s.patch_size, prefix_tokens=s.num_prefix_tokens,
                  pooling=s.pooling, license=s.license + (' (gated)' if s.gated else ''))
             for s in map(get_spec, list_models(pattern))]

@@ -62,8 +62,9 @@ _BUILTIN_HEADS = {
 _HEADS = {c.__name__: c for c in _BUILTIN_HEADS}
 
 # %% ../nbs/07_save.ipynb #d1dbd961
-def register_head(cls=None, # a `BaseHead` subclass with a `get_config()` method
-                  *, name:str|None=None): # name it is saved under; defaults to the class name
+def register_head(cls:type|None=None, # a `BaseHead` subclass with a `get_config()` method
+                  *, name:str|None=None, # name it is saved under; defaults to the class name
+                 ):
     "Class decorator letting `save_model` save and `load_model` rebuild heads of class `cls`"
     if cls is None: return partial(register_head, name=name)
     if not (isinstance(cls, type) and issubclass(cls, BaseHead)):
@@ -428,24 +429,14 @@ def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo 
     if meta.get('backbone_frozen'): model.freeze_backbone()
     return model.eval()
 
-# %% ../nbs/07_save.ipynb #bc1c55f1
-def _save_pretrained(self:VitZooModel, folder:str|Path)->Path:
-    "Save this model to `folder` with `save_model`"
-    return save_model(self, folder)
-
-def _from_pretrained(cls, folder:str|Path, **kwargs)->VitZooModel:
-    "Load a model saved with `save_model`/`save_pretrained`; `kwargs` go to `load_model`"
-    return load_model(folder, **kwargs)
-
-VitZooModel.save_pretrained, VitZooModel.from_pretrained = _save_pretrained, classmethod(_from_pretrained)
-
 # %% ../nbs/07_save.ipynb #9f788d38
 def push_to_hub(model:VitZooModel, # the model to upload
                 repo_id:str, # `'user/name'` on the hub
                 private:bool|None=None, # create the repo private
                 token:str|None=None, # hub token; defaults to the logged-in one
                 commit_message:str='Upload vitzoo model', # message of the commit
-                revision:str|None=None): # branch to push to
+                revision:str|None=None, # branch to push to
+               ):
     "Save `model` to a temporary folder and upload it to the hub repo `repo_id`, created if needed"
     from huggingface_hub import HfApi
     api = HfApi(token=token)
@@ -453,5 +444,3 @@ def push_to_hub(model:VitZooModel, # the model to upload
     with tempfile.TemporaryDirectory() as d:
         save_model(model, d)
         return api.upload_folder(repo_id=repo_id, folder_path=d, commit_message=commit_message, revision=revision)
-
-VitZooModel.push_to_hub = push_to_hub
