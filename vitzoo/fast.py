@@ -76,7 +76,12 @@ class PackedLinear(nn.Module):
 # %% ../nbs/09_fast.ipynb #c93d6e07
 FAST_IMPL = 'vitzoo_fast'
 
-def fast_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+def fast_attention(module:nn.Module, # the attention layer (refused in training mode)
+                   query:torch.Tensor, key:torch.Tensor, value:torch.Tensor, # `(batch, heads, tokens, head_dim)`
+                   attention_mask:torch.Tensor|None, # added to the scores
+                   scaling:float|None=None, # default: `head_dim**-0.5`
+                   dropout:float=0.0, # ignored: inference only
+                   **kwargs):
     "`softmax(query·keyᵀ·scaling + mask)·value` for `(batch, heads, tokens, head_dim)` inputs, inference only"
     if module.training:
         raise RuntimeError("fast_inference models run inference only; call .eval() on the attention module's model, or train the original model")

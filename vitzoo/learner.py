@@ -7,6 +7,8 @@ Docs: https://vitzoo.github.io/vitzoo/learner.html.md"""
 # %% ../nbs/04_learner.ipynb #e24f4af4
 from __future__ import annotations
 import numbers
+from collections.abc import Callable
+from pathlib import Path
 from functools import partial
 import numpy as np
 import torch
@@ -14,13 +16,15 @@ from torch import nn
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.progress import ProgressCallback
 from fastai.data.transforms import Normalize, get_c
+from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.optimizer import Adam
-from fastai.torch_core import defaults, to_float
+from fastai.torch_core import defaults, to_float, rank_distrib
 from fastcore.basics import store_attr, patch
 from .factory import build_model
 from .model import VitZooModel, _make_head
-from .heads import IdentityHead, LinearHead
+from .heads import BaseHead, IdentityHead, LinearHead
 
 # %% auto #0
 __all__ = ['vit_splitter', 'layer_decay_mults', 'LayerDecay', 'BF16Autocast', 'KeepOutputs', 'ViTLearner', 'vit_learner']
@@ -74,6 +78,7 @@ class LayerDecay(Callback):
 class BF16Autocast(Callback):
     "bfloat16 autocast of the forward pass and loss on the device of the data"
     order = MixedPrecision.order
+    def __init__(self): super().__init__()
     def before_batch(self):
         self._ctx = torch.autocast(self.dls.device.type if hasattr(self.dls, 'device') and self.dls.device else 'cpu', dtype=torch.bfloat16)
         self._ctx.__enter__()
@@ -110,19 +115,21 @@ class ViTLearner(Learner):
         for n, p in model.backbone.named_parameters():
             if any(k in n for k in _no_wd_names) and p in self.opt.state: self.opt.state[p]['do_wd'] = False
 
-    def to_bf16(self):
-        "bfloat16 mixed precision on the data's device (CPU included)"
-        self.to_fp32()
-        return self.add_cb(BF16Autocast())
+# %% ../nbs/04_learner.ipynb #df609bce
+@patch
+def to_bf16(self:ViTLearner)->ViTLearner:
+    "bfloat16 mixed precision on the data's device (CPU included)"
+    self.to_fp32()
+    return self.add_cb(BF16Autocast())
 
-    def to_fp32(self):
-        "Back to full precision"
-        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (BF16Autocast, MixedPrecision))])
-        return self
+# %% ../nbs/04_learner.ipynb #50d47983
+@patch
+def to_fp32(self:ViTLearner)->ViTLearner:
+    "Back to full precision: removes `BF16Autocast` and fastai's `MixedPrecision`"
+    self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (BF16Autocast, MixedPrecision))])
+    return self
 
 # %% ../nbs/04_learner.ipynb #ef8246df
-from fastai.distributed import DistributedDL, DistributedTrainer
-
 class _DistributedDL(DistributedDL):
     "`DistributedDL` whose index broadcast also works with the gloo backend (CPU)"
     def _broadcast(self, t, rank):
@@ -136,15 +143,14 @@ class _DistributedTrainer(DistributedTrainer):
     def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DistributedDL(dl, device=self.learn.model.device)
 
 # %% ../nbs/04_learner.ipynb #ceb05f2a
-def _to_distributed(self:ViTLearner, sync_bn=True, **kwargs):
-    "Train data-parallel with accelerate: CUDA (nccl) or CPU processes (gloo)"
-    from fastai.callback.progress import ProgressCallback
-    from fastai.torch_core import rank_distrib
+@patch
+def to_distributed(self:ViTLearner,
+                   sync_bn:bool=True, # replace batch norms with `nn.SyncBatchNorm` (a ViT has none)
+                   **kwargs)->ViTLearner:
+    "Train data-parallel with accelerate (`kwargs` go to its `Accelerator`): CUDA (nccl) or CPU processes (gloo)"
     self.add_cb(_DistributedTrainer(sync_bn, **kwargs))
     if rank_distrib(): self.remove_cb(ProgressCallback)
     return self
-
-ViTLearner.to_distributed = _to_distributed
 
 # %% ../nbs/04_learner.ipynb #5ddf562e
 def _check_dls(dls):
@@ -197,11 +203,14 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 normalize:bool=True, # add the checkpoint's `Normalize` to `dls` (once)
                 n_out:int|None=None, # outputs of the head; default: `get_c(dls)`
                 pretrained:bool|None=None, # load weights (registry name); default: True, or the model's own state
-                loss_func=None, opt_func=Adam, lr=defaults.lr, splitter=None, cbs=None, metrics=None, path=None,
-                model_dir='models', wd=None, wd_bn_bias:bool=False,
+                loss_func:Callable|None=None, # default: from `dls`
+                opt_func:Callable=Adam, lr:float|slice=defaults.lr,
+                splitter:Callable|None=None, # default: `vit_splitter`
+                cbs:Callback|list|None=None, metrics:Callable|list|None=None, path:str|Path|None=None,
+                model_dir:str|Path='models', wd:float|None=None, wd_bn_bias:bool=False,
                 train_bn:bool=False, # keep the backbone's LayerNorms trainable when frozen
                 moms=(0.95,0.85,0.95),
-                head=None, # head for a registry name (default: `LinearHead` with `n_out` outputs)
+                head:BaseHead|int|None=None, # head for a registry name (default: `LinearHead` with `n_out` outputs)
                 pooling:str='cls', # pooling for a registry name
                 freeze_backbone:bool|None=None, # start frozen; default: if pretrained
                 backbone_dropout:float=0.0, drop_path_rate:float=0.0, config_kwargs:dict|None=None,
