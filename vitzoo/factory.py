@@ -298,7 +298,7 @@ def _from_vitzoo_save(folder:str, model_type, backbone_cls, load_pretrained:bool
             backbone.load_state_dict(have, strict=True)
     spec = saved.spec or (get_spec(model_type) if model_type else None)
     info = dict(missing_keys=[], unexpected_keys=[], mismatched_keys=[], ignored_keys=sorted(f'head.{k}' for k in saved.head.state_dict()))
-    return backbone.train(), spec, (info if load_pretrained else None)
+    return backbone.train(), spec, (info if load_pretrained else None), saved.pooling
 
 def _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs, strict):
     "Checkpoint, registry spec, backbone and loading report for a registry name or a HuggingFace checkpoint"
@@ -329,7 +329,7 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
                 load_pretrained:bool=True, # load the checkpoint's weights (else random init, no network)
                 backbone_dropout:float=0.0, # dropout probability set in the family's dropout config keys
                 config_kwargs:dict|None=None, # config values or `from_pretrained` kwargs, e.g. `attn_implementation`
-                pooling:str='cls', # `'cls'`, `'mean'` or `'cls+mean'`
+                pooling:str|None=None, # `'cls'`, `'mean'` or `'cls+mean'`; default: the pooling a vitzoo save was trained with, else `'cls'`
                 drop_path_rate:float=0.0, # stochastic depth (DINOv2, DINOv3)
                 strict:bool=True, # a checkpoint that does not fit the backbone exactly is an error; `False`: a warning
                )->VitZooModel:
@@ -340,10 +340,11 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
         model_name = str(model_name)
     if model_name is not None and (Path(model_name)/'vitzoo.json').is_file():
         checkpoint = model_name
-        backbone, spec, info = _from_vitzoo_save(model_name, model_type, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs)
+        backbone, spec, info, saved_pooling = _from_vitzoo_save(model_name, model_type, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs)
+        pooling = saved_pooling if pooling is None else pooling
     else:
         checkpoint, spec, backbone, info = _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs, strict)
-    model = VitZooModel(backbone, head, pooling, _spec_for(backbone, spec, checkpoint))
+    model = VitZooModel(backbone, head, pooling or 'cls', _spec_for(backbone, spec, checkpoint))
     model.pretrained = load_pretrained and not (info['missing_keys'] or info['mismatched_keys'])
     model.loading_info = info
     if freeze_backbone: model.freeze_backbone()

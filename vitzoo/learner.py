@@ -211,7 +211,7 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 train_bn:bool=False, # keep the backbone's LayerNorms trainable when frozen
                 moms=(0.95,0.85,0.95),
                 head:BaseHead|int|None=None, # head for a registry name (default: `LinearHead` with `n_out` outputs)
-                pooling:str='cls', # pooling for a registry name
+                pooling:str|None=None, # pooling for a registry name or folder; default: the saved model's, else `'cls'`
                 freeze_backbone:bool|None=None, # start frozen; default: if pretrained
                 backbone_dropout:float=0.0, drop_path_rate:float=0.0, config_kwargs:dict|None=None,
                 model_name:str|None=None, # other checkpoint for a registry name
@@ -242,7 +242,7 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
     elif isinstance(arch, VitZooModel):
         from vitzoo.fast import FastVitZooModel
         if isinstance(arch, FastVitZooModel): raise TypeError("arch is a fast_inference model, which cannot train: pass the model you gave fast_inference")
-        given = {k: v for k, v, d in [('model_name', model_name, None), ('config_kwargs', config_kwargs, None), ('pooling', pooling, 'cls'),
+        given = {k: v for k, v, d in [('model_name', model_name, None), ('config_kwargs', config_kwargs, None), ('pooling', pooling, None),
                  ('backbone_dropout', backbone_dropout, 0.0), ('drop_path_rate', drop_path_rate, 0.0)] if v != d}
         if given: raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} apply only when arch is a registry name; "
                                    "arch is a built model, so pass them to build_model instead")
