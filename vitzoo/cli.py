@@ -186,10 +186,16 @@ def plot_history(history:list, # rows of `metrics.json`'s `history`: `epoch`, `t
 def finetune(data=None, # image folder; `None`: the embedded digits default
              model:str|None=None, # registry name or saved model folder; default: the small digits ViT
              out:str|Path='vitzoo_out', # where the model, `metrics.json` and plots go
-             epochs:int|None=None, lr:float|None=None, bs:int|None=None, size:int|None=None,
+             epochs:int|None=None, # epochs to train; default: 40
+             lr:float|None=None, # peak learning rate; default: 3e-3 from scratch, 1e-3 for a registry or saved model
+             bs:int|None=None, # batch size; default: 64
+             size:int|None=None, # image side in pixels, a multiple of the patch size; default: the model's
              pretrained:bool=True, # load the registry checkpoint's weights
-             valid_pct:float=0.2, seed:int=0, layer_decay:float|None=None,
-             progress:bool=True)->dict:
+             valid_pct:float=0.2, # share of images held out when `data` has no `valid/` folder
+             seed:int=0, # seed of the weights, the split and the data order
+             layer_decay:float|None=None, # layer-wise lr decay of `vit_learner` (e.g. 0.75); `None`: none
+             progress:bool=True, # show fastai's progress bars and training table
+            )->dict: # what `metrics.json` holds
     "Fine-tune with `vit_learner` and write the model, metrics and plots to `out`; return the metrics"
     d = DEFAULT_MODEL
     _check_args(epochs, lr, bs, size, valid_pct, layer_decay)

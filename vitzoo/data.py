@@ -20,7 +20,8 @@ def digits_folder(dest:str|Path|None=None, # folder to write into (a new tempora
                   size:int=32, # side of the written images, upscaled from 8 pixels
                   valid_pct:float=0.2, # fraction of each class kept for `valid/`
                   seed:int=0, # seed of the split
-                  n_per_class:int|None=None)->Path: # keep at most this many images per class (small tests), at least 2
+                  n_per_class:int|None=None, # keep at most this many images per class (small tests), at least 2
+                 )->Path: # `dest`
     "Write scikit-learn's digits as `dest/{train,valid}/<digit>/<i>.png` and return `dest`"
     from PIL import Image
     from sklearn.datasets import load_digits
