@@ -2,7 +2,7 @@ __version__ = "0.0.1"
 
 # The main names, imported on first use so that `import vitzoo` stays cheap (and never pulls in fastai).
 _lazy = dict(build_model='factory', load_backbone='factory', CheckpointNotFoundError='factory', tiny_model='factory',
-             VitZooModel='model', eager_attention='model',
+             VitZooModel='model', ViTModel='model', eager_attention='model',
              BaseHead='heads', LinearHead='heads', MLPHead='heads', IdentityHead='heads',
              list_models='registry', register_model='registry', get_spec='registry', ModelSpec='registry',
              save_model='save', load_model='save', register_head='save',

@@ -16,7 +16,7 @@ from .registry import ModelSpec, get_family
 from .heads import BaseHead, IdentityHead, LinearHead
 
 # %% auto #0
-__all__ = ['ATTN_IMPLEMENTATIONS', 'POOLINGS', 'eager_attention', 'check_attn_implementation', 'check_pixel_values',
+__all__ = ['ATTN_IMPLEMENTATIONS', 'POOLINGS', 'ViTModel', 'eager_attention', 'check_attn_implementation', 'check_pixel_values',
            'pool_tokens', 'VitZooModel']
 
 # %% ../nbs/02_model.ipynb #14545061
@@ -97,13 +97,18 @@ def _make_head(head, pooled_dim):
 # %% ../nbs/02_model.ipynb #44055761
 class VitZooModel(nn.Module):
     "A HuggingFace ViT `backbone` whose pooled embedding feeds `head`"
-    def __init__(self, backbone:nn.Module, # a transformers ViT-family model
+    def __init__(self, backbone:nn.Module, # a transformers ViT-family model (or a `vitzoo.components.ViTBackbone` holding one)
                  head:BaseHead|int|None=None, # a head, a number of outputs, or `None` for embeddings
                  pooling:str='cls', # one of `POOLINGS`
                  spec:ModelSpec|None=None, # the registry entry it was built from
+                 freeze_backbone:bool=False, # set `requires_grad=False` on the backbone
                 ):
         super().__init__()
         if pooling not in POOLINGS: raise ValueError(f"Unknown pooling {pooling!r}; use one of {POOLINGS}")
+        # vit_zoo's `ViTBackbone` wrapper holds the transformers model as `.backbone`: vitzoo keeps the model itself
+        if not hasattr(backbone, 'config') and isinstance(getattr(backbone, 'backbone', None), nn.Module):
+            spec = spec or getattr(backbone, 'spec', None)
+            backbone = backbone.backbone
         self.backbone,self.pooling,self.spec = backbone,pooling,spec
         self.family = get_family(backbone.config.model_type)
         self.num_prefix_tokens = self.family.num_prefix_tokens(backbone.config)
@@ -111,11 +116,14 @@ class VitZooModel(nn.Module):
         self.default_outputs = dict(output_attentions=False, output_embeddings=False)
         self.pretrained = False # every backbone tensor came from a checkpoint (set by `build_model`, `load_model`)
         self.loading_info = None # what `build_model` loaded from the checkpoint: missing, unexpected and ignored tensors
+        if freeze_backbone: self.freeze_backbone()
 
     @property
     def config(self): return self.backbone.config
     @property
     def embed_dim(self)->int: return self.config.hidden_size
+    @property
+    def embedding_dim(self)->int: return self.embed_dim # vit_zoo's name for `embed_dim`
     @property
     def pooled_dim(self)->int: return self.embed_dim * (2 if self.pooling == 'cls+mean' else 1)
     @property
@@ -124,6 +132,9 @@ class VitZooModel(nn.Module):
     def blocks(self)->nn.ModuleList: return operator.attrgetter(self.family.blocks)(self.backbone)
     @property
     def norm(self)->nn.Module: return getattr(self.backbone, self.family.norm)
+
+# %% ../nbs/02_model.ipynb #37fe54ec
+ViTModel = VitZooModel # vit_zoo's name for the class: `from vitzoo import ViTModel` keeps ported code running
 
 # %% ../nbs/02_model.ipynb #200dd264
 def _no_rows(v):
@@ -180,9 +191,10 @@ def forward(self:VitZooModel, pixel_values:torch.Tensor, # `(batch, channels, he
 
 # %% ../nbs/02_model.ipynb #6168ff7d
 @patch
-def freeze_backbone(self:VitZooModel):
-    "Set `requires_grad=False` on every backbone parameter; returns the model"
-    for p in self.backbone.parameters(): p.requires_grad_(False)
+def freeze_backbone(self:VitZooModel, freeze:bool=True, # `False` unfreezes, as `unfreeze_backbone` does
+                   ):
+    "Set `requires_grad=not freeze` on every backbone parameter; returns the model"
+    for p in self.backbone.parameters(): p.requires_grad_(not freeze)
     return self
 
 # %% ../nbs/02_model.ipynb #b1d15cc7

@@ -86,6 +86,7 @@ class ModelSpec:
     license:str='' # licence of the weights
     gated:bool=False # the hub asks users to accept terms before download
     notes:str='' # anything a user should know
+    processor:dict|None=None # the checkpoint's `preprocessor_config.json` (HF image processor settings), for exact preprocessing
 
     @property
     def model_type(self): return (self.config or {}).get('model_type')
