@@ -19,3 +19,9 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def __dir__(): return sorted(list(globals()) + __all__)
+
+# vit_zoo kept its registry at `vit_zoo.factory.registry`; `vitzoo.factory` is a module, so that path is an alias of
+# `vitzoo.registry` (cheap: it imports no torch), for code ported from vit_zoo by renaming the package.
+import sys as _sys
+from . import registry as _registry
+_sys.modules.setdefault(f'{__name__}.factory.registry', _registry)

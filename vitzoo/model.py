@@ -90,8 +90,8 @@ def _make_head(head, pooled_dim):
         raise TypeError(f"head must be None, an int (number of outputs) or a vitzoo BaseHead, got {type(head).__name__}; "
                         "subclass vitzoo.heads.BaseHead and give it an `input_dim`")
     if head.input_dim != pooled_dim:
-        raise ValueError(f"head.input_dim is {head.input_dim} but the backbone's pooled embedding has {pooled_dim} dims; "
-                         f"build the head with input_dim={pooled_dim}")
+        raise ValueError(f"Head input dimension ({head.input_dim}) does not match the backbone's pooled embedding dimension "
+                         f"({pooled_dim}); build the head with input_dim={pooled_dim}")
     return head
 
 # %% ../nbs/02_model.ipynb #44055761
