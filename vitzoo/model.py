@@ -237,3 +237,6 @@ def push_to_hub(self:VitZooModel, repo_id:str, # `'user/name'` on the hub
     "Upload this model to the hub repo `repo_id` (created if needed) with `vitzoo.save.push_to_hub`"
     from vitzoo.save import push_to_hub
     return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message, revision=revision)
+
+# %% ../nbs/02_model.ipynb #5f5f8cfe
+from . import timm_api as _timm_api # noqa: E402 (patches VitZooModel)
