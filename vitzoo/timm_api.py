@@ -6,8 +6,210 @@ Docs: https://vitzoo.github.io/vitzoo/timm.html.md"""
 
 # %% ../nbs/02b_timm.ipynb #5cba95df
 from __future__ import annotations
+import numbers, re
+from contextlib import contextmanager
+import torch
+from torch import nn
 from fastcore.basics import patch
-from .model import VitZooModel
+from .model import VitZooModel, POOLINGS, check_pixel_values, pool_tokens
+from .heads import IdentityHead, LinearHead
 
 # %% auto #0
 __all__ = []
+
+# %% ../nbs/02b_timm.ipynb #af2db337
+@patch
+def forward_features(self:VitZooModel, x:torch.Tensor, # `(batch, channels, height, width)` normalised images
+                    )->torch.Tensor: # `(batch, prefix tokens + patches, embed_dim)`
+    "timm's `forward_features`: the final normalised tokens, prefix tokens (CLS, distillation, registers) first"
+    return self.tokens(x)[0]
+
+# %% ../nbs/02b_timm.ipynb #0d8732b9
+def _check_tokens(model, x):
+    "`x` if it is `(batch, tokens, embed_dim)` tokens with patches after the prefix, else an error saying what to pass"
+    if not isinstance(x, torch.Tensor): raise TypeError(f"forward_head takes the tokens from forward_features, a torch.Tensor; got {type(x).__name__}")
+    if x.ndim != 3 or x.shape[-1] != model.embed_dim or x.shape[1] <= model.num_prefix_tokens:
+        raise ValueError(f"forward_head takes tokens of shape (batch, tokens, {model.embed_dim}) with more than {model.num_prefix_tokens} "
+                         f"tokens, the output of forward_features; got shape {tuple(x.shape)} (pass images to model(x) or forward_features first)")
+    return x
+
+@patch
+def forward_head(self:VitZooModel, x:torch.Tensor, # `(batch, tokens, embed_dim)` tokens from `forward_features`
+                 pre_logits:bool=False, # return the pooled features instead of the head's output
+                )->torch.Tensor: # `(batch, num_classes)`, or `(batch, num_features)` if `pre_logits`
+    "timm's `forward_head`: pool `x` with the model's `pooling`, then apply its head unless `pre_logits`"
+    emb = pool_tokens(_check_tokens(self, x), self.pooling, self.num_prefix_tokens)
+    return emb if pre_logits else self.head(emb)
+
+# %% ../nbs/02b_timm.ipynb #8654ce01
+def _take_indices(n:int, # number of blocks
+                  indices:int|list|None=None, # `None`: all blocks; `k`: the last `k`; a list: those blocks (negative from the end)
+                 )->tuple: # (sorted absolute indices, the largest)
+    "Absolute block indices for timm's `indices` argument, or an error naming the range"
+    if indices is None: indices = n
+    if isinstance(indices, numbers.Integral) and not isinstance(indices, bool):
+        if not 0 < indices <= n: raise ValueError(f"indices={indices!r} asks for the last {indices} blocks, but the model has {n}: pass 1 to {n}, or a list of block indices")
+        take = list(range(n - int(indices), n))
+    elif isinstance(indices, (list, tuple)) and indices:
+        take = []
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral): raise TypeError(f"indices must hold ints (block indices), got {i!r} in {indices!r}")
+            if not -n <= i < n: raise ValueError(f"Block index {i} in indices={indices!r} is out of range: the model has {n} blocks, so use 0 to {n-1} or -{n} to -1")
+            take.append(int(i) % n)
+    else: raise TypeError(f"indices must be None (every block), an int (the last n blocks) or a non-empty list of block indices, got {indices!r}")
+    return sorted(set(take)), max(take)
+
+# %% ../nbs/02b_timm.ipynb #f4ada634
+def _set_blocks(model, blocks):
+    "Put the `ModuleList` `blocks` where the backbone keeps its blocks"
+    *path, attr = model.family.blocks.split('.')
+    parent = model.backbone
+    for p in path: parent = getattr(parent, p)
+    setattr(parent, attr, blocks)
+
+@contextmanager
+def _first_blocks(model, n):
+    "Run the backbone with only its first `n` blocks inside the block"
+    blocks = model.blocks
+    if n >= len(blocks):
+        yield
+        return
+    _set_blocks(model, blocks[:n])
+    try: yield
+    finally: _set_blocks(model, blocks)
+
+# %% ../nbs/02b_timm.ipynb #841a14a8
+@patch
+def forward_intermediates(self:VitZooModel, x:torch.Tensor, # `(batch, channels, height, width)` normalised images
+                          indices:int|list|None=None, # `None`: every block; `k`: the last `k` blocks; a list: those blocks (negative from the end)
+                          norm:bool=False, # apply the final norm to each intermediate
+                          output_fmt:str='NCHW', # `'NCHW'`: patch grids `(batch, dim, h, w)`; `'NLC'`: patch tokens `(batch, h*w, dim)`
+                          intermediates_only:bool=False, # return only the intermediates
+                          stop_early:bool=False, # run no block after the last one asked for (the final features then come from it)
+                          return_prefix_tokens:bool=False, # return `(patches, prefix tokens)` pairs
+                          output_dict:bool=False, # return a dict: `image_intermediates`, `image_intermediates_prefix`, `image_features`
+                         ):
+    "timm's `forward_intermediates`: `(final features, [block outputs])`, the block outputs as patch grids by default"
+    if output_fmt not in ('NCHW', 'NLC'): raise ValueError(f"output_fmt must be 'NCHW' (patch grids) or 'NLC' (token sequences), got {output_fmt!r}")
+    take, last = _take_indices(len(self.blocks), indices)
+    check_pixel_values(x, self.config.num_channels, self.patch_size)
+    b, _, h, w = x.shape
+    outs = {}
+    def _keep(i):
+        def hook(mod, args, out): outs[i] = out[0] if isinstance(out, (tuple, list)) else out
+        return hook
+    handles = [self.blocks[i].register_forward_hook(_keep(i)) for i in take]
+    try:
+        with _first_blocks(self, last + 1 if stop_early else len(self.blocks)): out = self.backbone_outputs(x)
+    finally:
+        for hd in handles: hd.remove()
+    npt = self.num_prefix_tokens
+    inter = [outs[i][:b] for i in take] # `backbone_outputs` runs an empty batch as one blank image
+    if norm: inter = [self.norm(y) for y in inter]
+    prefix, inter = [y[:, :npt] for y in inter], [y[:, npt:] for y in inter]
+    if output_fmt == 'NCHW':
+        inter = [y.reshape(b, h // self.patch_size, w // self.patch_size, y.shape[-1]).permute(0, 3, 1, 2).contiguous() for y in inter]
+    final = None if intermediates_only else self.norm(out.last_hidden_state) if self.family.post_norm else out.last_hidden_state
+    if output_dict:
+        res = dict(image_intermediates=inter)
+        if return_prefix_tokens: res['image_intermediates_prefix'] = prefix
+        if not intermediates_only: res['image_features'] = final
+        return res
+    if return_prefix_tokens: inter = list(zip(inter, prefix))
+    return inter if intermediates_only else (final, inter)
+
+# %% ../nbs/02b_timm.ipynb #e1b3f417
+@patch(as_prop=True)
+def feature_info(self:VitZooModel)->list:
+    "timm's `feature_info`: one dict per block with its module name, width (`num_chs`) and stride in pixels (`reduction`)"
+    return [dict(module=f'backbone.{self.family.blocks}.{i}', num_chs=self.embed_dim, reduction=self.patch_size) for i in range(len(self.blocks))]
+
+# %% ../nbs/02b_timm.ipynb #5031fbd3
+def _set_depth(config, n:int):
+    "Make `config` describe `n` blocks, its backbone stages (DINOv2, DINOv3) included"
+    config.num_hidden_layers = n
+    if hasattr(config, 'stage_names'): # transformers' backbone configs name a stage per block, and pick some as outputs
+        config.stage_names = ['stem'] + [f'stage{i}' for i in range(1, n + 1)]
+        keep = [f for f in config.out_features or [] if f in config.stage_names]
+        config.set_output_features_output_indices(out_features=keep or None, out_indices=None)
+
+# %% ../nbs/02b_timm.ipynb #b1b34744
+@patch
+def prune_intermediate_layers(self:VitZooModel, indices:int|list=1, # the blocks to keep outputs of, as in `forward_intermediates`
+                              prune_norm:bool=False, # replace the final norm with `nn.Identity`
+                              prune_head:bool=True, # replace the head with an `IdentityHead`
+                             )->list: # the absolute indices of the kept blocks
+    "timm's `prune_intermediate_layers`: drop the blocks after the last one in `indices` (and the final norm/head), in place"
+    take, last = _take_indices(len(self.blocks), indices)
+    _set_blocks(self, self.blocks[:last + 1])
+    _set_depth(self.config, last + 1)
+    if prune_norm: setattr(self.backbone, self.family.norm, nn.Identity())
+    if prune_head: self.reset_classifier(0)
+    return take
+
+# %% ../nbs/02b_timm.ipynb #a23d4645
+_TIMM_POOL = {'token': 'cls', 'avg': 'mean'}
+
+@patch
+def reset_classifier(self:VitZooModel, num_classes:int, # outputs of the new linear head; 0 for none (the model returns its pooled features)
+                     global_pool:str|None=None, # new pooling: timm's `'token'` or `'avg'`, or one of `POOLINGS`; `None` keeps it
+                    ):
+    "timm's `reset_classifier`: a freshly initialised `LinearHead` with `num_classes` outputs (an `IdentityHead` for 0)"
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 0:
+        raise ValueError(f"num_classes must be an int >= 0 (0 removes the head), got {num_classes!r}")
+    if global_pool is not None:
+        pooling = _TIMM_POOL.get(global_pool, global_pool)
+        if pooling not in POOLINGS:
+            raise ValueError(f"global_pool={global_pool!r} is not a pooling vitzoo has: use 'token' (= 'cls'), 'avg' (= 'mean') "
+                             f"or one of {POOLINGS}; for unpooled tokens call forward_features")
+        self.pooling = pooling
+    p = next(self.backbone.parameters())
+    head = LinearHead(self.pooled_dim, int(num_classes)) if num_classes else IdentityHead(self.pooled_dim)
+    self.head = head.to(device=p.device, dtype=p.dtype).train(self.training)
+
+# %% ../nbs/02b_timm.ipynb #37fc7dcb
+@patch
+def get_classifier(self:VitZooModel)->nn.Module:
+    "timm's `get_classifier`: the head"
+    return self.head
+
+@patch(as_prop=True)
+def num_classes(self:VitZooModel)->int|None:
+    "timm's `num_classes`: outputs of the head; 0 without one (an `IdentityHead`), `None` for a custom head that does not say"
+    return 0 if isinstance(self.head, IdentityHead) else self.head.output_dim
+
+@patch(as_prop=True)
+def num_features(self:VitZooModel)->int:
+    "timm's `num_features`: width of the pooled features the head takes (`pooled_dim`: twice `embed_dim` for `'cls+mean'`)"
+    return self.pooled_dim
+
+# %% ../nbs/02b_timm.ipynb #e52449d7
+@patch
+def set_grad_checkpointing(self:VitZooModel, enable:bool=True, # `False` turns it off
+                          ):
+    "timm's `set_grad_checkpointing`: transformers' activation checkpointing of every block (recomputed in the backward pass)"
+    if not isinstance(enable, bool): raise TypeError(f"enable must be True or False, got {enable!r}")
+    if enable: self.backbone.activation_checkpointing_enable()
+    else: self.backbone.activation_checkpointing_disable()
+
+@patch(as_prop=True)
+def grad_checkpointing(self:VitZooModel)->bool:
+    "timm's `grad_checkpointing`: whether the blocks recompute their activations in the backward pass"
+    return self.backbone.is_activation_checkpointing
+
+# %% ../nbs/02b_timm.ipynb #e970299b
+_NO_WD = ('cls_token', 'distillation_token', 'register_tokens', 'mask_token', 'position_embeddings',
+          'position_embedding.weight', 'class_embedding')
+
+@patch
+def no_weight_decay(self:VitZooModel)->set:
+    "timm's `no_weight_decay`: names of the position embeddings and the CLS, distillation, register and mask tokens"
+    return {n for n, _ in self.named_parameters() if n.startswith('backbone.') and n.endswith(tuple('.' + k for k in _NO_WD))}
+
+# %% ../nbs/02b_timm.ipynb #0869fec1
+@patch
+def group_matcher(self:VitZooModel, coarse:bool=False, # timm's coarse grouping; a ViT has one group per block either way
+                 )->dict:
+    "timm's `group_matcher`: regexes over parameter names ordering the stem, then each block; the final norm and head come last"
+    blocks, norm = re.escape(self.family.blocks), re.escape(self.family.norm)
+    return dict(stem=rf'^backbone\.(?!{blocks}\.\d+\.|{norm}\.)', blocks=[(rf'^backbone\.{blocks}\.(\d+)\.', None)])
