@@ -6,7 +6,7 @@ import importlib, inspect, json, re, sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]
-MODULES = ['registry', 'heads', 'model', 'factory', 'data', 'learner', 'attention', 'probe', 'save', 'cli', 'fast']
+MODULES = sorted(p.stem for p in (root/'vitzoo').glob('*.py') if not p.stem.startswith('_')) # every exported module
 
 # Overrides of torch/fastai hooks that the base class documents (fastai does not document them per callback either);
 # `VitZooModel.forward` is vitzoo's main API and must be documented.
@@ -21,6 +21,7 @@ def public_api()->set:
         for n in getattr(mod, '__all__', []):
             o = getattr(mod, n)
             if not (inspect.isfunction(o) or inspect.isclass(o)): continue
+            if getattr(o, '__name__', n) != n and getattr(o, '__module__', '').startswith('vitzoo'): continue # an alias (`ViTModel`): documented under its own name
             names.add(n)
             if not inspect.isclass(o) or not o.__module__.startswith('vitzoo'): continue
             for k, v in vars(o).items():
