@@ -6,12 +6,13 @@ Docs: https://vitzoo.github.io/vitzoo/registry.html.md"""
 
 # %% ../nbs/00_registry.ipynb #cb6422ff
 from __future__ import annotations
-import difflib, fnmatch
+import difflib, fnmatch, os
 from dataclasses import dataclass, field, fields, replace
 
 # %% auto #0
-__all__ = ['FAMILIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'CLIP_MEAN', 'CLIP_STD', 'Family',
-           'get_family', 'ModelSpec', 'list_models', 'get_spec', 'register_model', 'unregister_model', 'registry_table',
+__all__ = ['FAMILIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'CLIP_MEAN', 'CLIP_STD', 'SAT_MEAN',
+           'SAT_STD', 'DEFAULT_MODELS', 'Family', 'get_family', 'processor_fields', 'ModelSpec', 'list_models',
+           'get_spec', 'spec_for_checkpoint', 'register_model', 'unregister_model', 'model_registry', 'registry_table',
            'registry_markdown']
 
 # %% ../nbs/00_registry.ipynb #60394e45
@@ -60,11 +61,36 @@ def get_family(model_type:str)->Family:
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 INCEPTION_MEAN, INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+SAT_MEAN, SAT_STD = (0.430, 0.411, 0.296), (0.213, 0.156, 0.143) # DINOv3's satellite (SAT-493M) weights
+
+# %% ../nbs/00_registry.ipynb #42c0b3fe
+_RESAMPLE = {0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming'}
+
+def _edge(size, key:str)->int:
+    "The square edge a processor's `size`/`crop_size` (dict or int) resizes or crops to"
+    if isinstance(size, int): return size
+    if isinstance(size, dict) and 'shortest_edge' in size: return size['shortest_edge']
+    if isinstance(size, dict) and size.get('height') is not None and size.get('height') == size.get('width'): return size['height']
+    raise ValueError(f"processor {key}={size!r} is not a square size; vitzoo expects {{'height': n, 'width': n}} or "
+                     "{'shortest_edge': n}")
+
+def processor_fields(processor:dict, # a `preprocessor_config.json` as a dict
+                    )->dict:
+    "The `ModelSpec` fields a processor determines: `mean`, `std`, `image_size`, `crop_pct`, `interpolation`"
+    if not isinstance(processor, dict): raise TypeError(f"processor must be a dict (a preprocessor_config.json), got {type(processor).__name__}")
+    if missing := [k for k in ('image_mean', 'image_std', 'size') if k not in processor]:
+        raise ValueError(f"processor {processor} lacks {missing}: copy the checkpoint's whole preprocessor_config.json")
+    resample = processor.get('resample', 2)
+    if resample not in _RESAMPLE: raise ValueError(f"processor resample={resample!r} is not a PIL filter number (one of {_RESAMPLE})")
+    resize = _edge(processor['size'], 'size')
+    crop = _edge(processor.get('crop_size'), 'crop_size') if processor.get('do_center_crop') else None
+    return dict(mean=tuple(processor['image_mean']), std=tuple(processor['image_std']), image_size=crop or resize,
+                crop_pct=crop/resize if crop else 1.0, interpolation=_RESAMPLE[resample])
 
 # %% ../nbs/00_registry.ipynb #f0238a50
 def _fmt_params(n:int|None)->str:
-    "`n` parameters in millions (thousands for tiny test models)"
-    return '?' if not n else f"{n/1e6:.1f}M" if n >= 1e5 else f"{n/1e3:.1f}K"
+    "`n` parameters in millions (billions from 1B, thousands for tiny test models)"
+    return '?' if not n else f"{n/1e9:.2f}B" if n >= 1e9 else f"{n/1e6:.1f}M" if n >= 1e5 else f"{n/1e3:.1f}K"
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -98,108 +124,306 @@ class ModelSpec:
                 f"pooling {self.pooling!r}" + (f", {lic}" if lic else '') + ")")
 
     def _repr_markdown_(self):
+        proc = f"`{self.processor['image_processor_type']}`: " if self.processor else ''
         rows = dict(checkpoint=f"`{self.checkpoint}`", backbone=f"`{self.backbone_cls}` ({self.model_type})",
-                    parameters=_fmt_params(self.n_params), preprocessing=f"{self.image_size} px, crop {self.crop_pct}, {self.interpolation}, "
-                    f"mean {self.mean}, std {self.std}", tokens=f"patch {self.patch_size}, {self.num_prefix_tokens} prefix tokens, "
-                    f"width {self.embed_dim}", pooling=f"`{self.pooling}`", licence=self.license + (' (gated)' if self.gated else ''),
-                    notes=self.notes)
+                    parameters=_fmt_params(self.n_params), preprocessing=f"{proc}{self.image_size} px, "
+                    f"{f'crop {self.crop_pct:.4g}' if self.crop_pct < 1 else 'no crop'}, "
+                    f"{self.interpolation}, mean {self.mean}, std {self.std}", tokens=f"patch {self.patch_size}, "
+                    f"{self.num_prefix_tokens} prefix tokens, width {self.embed_dim}", pooling=f"`{self.pooling}`",
+                    licence=self.license + (' (gated)' if self.gated else ''), notes=self.notes)
         return f"**ModelSpec `{self.name}`**\n\n| | |\n|---|---|\n" + '\n'.join(f"| {k} | {v} |" for k, v in rows.items() if v)
 
 # %% ../nbs/00_registry.ipynb #a740ed87
-_vit_b = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-              hidden_act='gelu', image_size=224, patch_size=16, qkv_bias=True, layer_norm_eps=1e-12)
-_dinov2_b = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, mlp_ratio=4, hidden_act='gelu',
-                 image_size=518, patch_size=14, qkv_bias=True, layerscale_value=1.0, use_swiglu_ffn=False,
-                 layer_norm_eps=1e-6)
+def _sq(n:int)->dict: return dict(height=n, width=n)
 
-_builtin = [
-    ModelSpec('vanilla_vit', 'ViTModel', 'google/vit-base-patch16-224', dict(model_type='vit', **_vit_b),
-              INCEPTION_MEAN, INCEPTION_STD, interpolation='bilinear', n_params=85_798_656, license='apache-2.0',
-              notes='ImageNet-21k pre-training, ImageNet-1k fine-tuning'),
-    ModelSpec('deit_vit', 'DeiTModel', 'facebook/deit-base-distilled-patch16-224', dict(model_type='deit', **_vit_b),
-              crop_pct=0.875, n_params=85_800_192, license='apache-2.0',
-              notes='distilled: a distillation token follows CLS'),
-    ModelSpec('dino_vit', 'ViTModel', 'facebook/dino-vitb16', dict(model_type='vit', **_vit_b),
-              interpolation='bilinear', n_params=85_798_656, license='apache-2.0',
-              notes='self-supervised DINO; good attention maps'),
-    ModelSpec('dino_v2_vit', 'Dinov2Model', 'facebook/dinov2-base', dict(model_type='dinov2', **_dinov2_b),
-              crop_pct=0.875, n_params=86_580_480, license='apache-2.0', pooling='cls+mean',
-              notes='position embeddings trained at 518 px; processor crops 224'),
-    ModelSpec('dinov2_reg_vit', 'Dinov2WithRegistersModel', 'facebook/dinov2-with-registers-base',
-              dict(model_type='dinov2_with_registers', num_register_tokens=4, **_dinov2_b),
-              crop_pct=0.875, n_params=86_583_552, license='apache-2.0', pooling='cls+mean',
-              notes='4 register tokens follow CLS'),
-    ModelSpec('dinov3_vit', 'DINOv3ViTModel', 'facebook/dinov3-vitb16-pretrain-lvd1689m',
-              dict(model_type='dinov3_vit', hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                   num_attention_heads=12, patch_size=16, num_register_tokens=4, layerscale_value=1.0,
-                   rope_theta=100.0, query_bias=True, key_bias=False, value_bias=True, proj_bias=True,
-                   mlp_bias=True, use_gated_mlp=False, hidden_act='gelu', layer_norm_eps=1e-5, image_size=224,
-                   pos_embed_shift=None, pos_embed_jitter=None, pos_embed_rescale=2.0),
-              interpolation='bilinear', n_params=85_660_416, license='DINOv3 License', gated=True,
-              notes='gated: accept the licence on the hub first; RoPE positions, 4 registers'),
-    ModelSpec('clip_vit', 'CLIPVisionModel', 'openai/clip-vit-base-patch16',
-              dict(model_type='clip_vision_model', hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                   num_attention_heads=12, patch_size=16, image_size=224, hidden_act='quick_gelu',
-                   layer_norm_eps=1e-5, projection_dim=512),
-              CLIP_MEAN, CLIP_STD, n_params=85_799_424, license='mit',
-              notes='vision tower of CLIP; embeddings are post-LayerNorm CLS, before the projection'),
-]
+def _proc(kind:str, size:dict, crop:int|None=None, resample:int=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)->dict:
+    "A `preprocessor_config.json` dict as HF image processors write it"
+    p = dict(image_processor_type=kind, do_resize=True, size=size, resample=resample)
+    if crop: p.update(do_center_crop=True, crop_size=_sq(crop))
+    if kind in ('BitImageProcessor', 'CLIPImageProcessor'): p['do_convert_rgb'] = True
+    return dict(p, do_rescale=True, rescale_factor=1/255, do_normalize=True, image_mean=list(mean), image_std=list(std))
+
+# width, depth, heads of the ViT sizes (MLP 4x wide unless a family says otherwise)
+_SIZE = dict(tiny=(192, 12, 3), small=(384, 12, 6), base=(768, 12, 12), large=(1024, 24, 16), huge=(1280, 32, 16),
+             giant=(1536, 40, 24), splus=(384, 12, 6), hplus=(1280, 32, 20), g7b=(4096, 40, 32))
+def _wdh(size:str)->dict:
+    d, L, h = _SIZE[size]
+    return dict(hidden_size=d, num_hidden_layers=L, num_attention_heads=h)
+
+def _vit_cfg(size:str, patch:int, res:int, model_type:str='vit')->dict:
+    "config.json architecture of a ViT/DeiT/DINO checkpoint converted to transformers"
+    return dict(model_type=model_type, **_wdh(size), intermediate_size=4*_SIZE[size][0], hidden_act='gelu',
+                image_size=res, patch_size=patch, qkv_bias=True, layer_norm_eps=1e-12)
+
+# %% ../nbs/00_registry.ipynb #76560319
+_IN1K, _IN21K = 'ImageNet-21k pre-training, ImageNet-1k fine-tuning', 'ImageNet-21k pre-training only (no fine-tuning)'
+def _vit_specs()->list:
+    "Google's ViT checkpoints (google/vit-*)"
+    rows = [('base', 16, 224, ''), ('base', 16, 384, ''), ('base', 32, 384, ''), ('large', 16, 224, ''), ('large', 16, 384, ''),
+            ('large', 32, 384, ''), ('base', 16, 224, '-in21k'), ('base', 32, 224, '-in21k'), ('large', 16, 224, '-in21k'),
+            ('large', 32, 224, '-in21k'), ('huge', 14, 224, '-in21k')]
+    return [ModelSpec(n := f'vit-{s}-patch{p}-{r}{t}', 'ViTModel', f'google/{n}', _vit_cfg(s, p, r),
+                      processor=_proc('ViTImageProcessor', _sq(r), resample=2, mean=INCEPTION_MEAN, std=INCEPTION_STD),
+                      license='apache-2.0', notes=_IN21K if t else _IN1K)
+            for s, p, r, t in rows]
+
+def _deit_specs()->list:
+    "Facebook's DeiT checkpoints (facebook/deit-*); the non-distilled ones are plain `ViTModel`s"
+    rows = [(s, d, r) for d in (False, True) for s, r in (('tiny', 224), ('small', 224), ('base', 224), ('base', 384))]
+    return [ModelSpec(n := f"deit-{s}{'-distilled' if d else ''}-patch16-{r}", 'DeiTModel' if d else 'ViTModel', f'facebook/{n}',
+                      _vit_cfg(s, 16, r, 'deit' if d else 'vit'), license='apache-2.0',
+                      processor=_proc('DeiTImageProcessor', _sq(r*256//224), crop=r),
+                      notes='distilled: a distillation token follows CLS' if d else 'ImageNet-1k only; a plain ViT')
+            for s, d, r in rows]
+
+def _dino_specs()->list:
+    "DINO checkpoints (facebook/dino-vit*), plain `ViTModel`s"
+    return [ModelSpec(f'dino-vit{s[0]}{p}', 'ViTModel', f'facebook/dino-vit{s[0]}{p}', _vit_cfg(s, p, 224), license='apache-2.0',
+                      processor=_proc('ViTImageProcessor', _sq(224), resample=2), notes='self-supervised DINO; good attention maps')
+            for s in ('small', 'base') for p in (8, 16)]
+
+# %% ../nbs/00_registry.ipynb #1a60e49d
+def _dinov2_specs()->list:
+    "DINOv2 and DINOv2-with-registers checkpoints (facebook/dinov2-*); giant has a SwiGLU MLP"
+    specs = []
+    for reg in (False, True):
+        for s in ('small', 'base', 'large', 'giant'):
+            n = f"dinov2-{'with-registers-' if reg else ''}{s}"
+            cfg = dict(model_type='dinov2_with_registers' if reg else 'dinov2', **_wdh(s), mlp_ratio=4, hidden_act='gelu',
+                       image_size=518, patch_size=14, qkv_bias=True, layerscale_value=1.0, use_swiglu_ffn=s == 'giant',
+                       layer_norm_eps=1e-6, **(dict(num_register_tokens=4) if reg else {}))
+            notes = ['position embeddings trained at 518 px; processor crops 224'] + (['4 register tokens follow CLS'] if reg else []) + \
+                    (['SwiGLU MLP'] if s == 'giant' else ['distilled from ViT-g'])
+            specs.append(ModelSpec(n, 'Dinov2WithRegistersModel' if reg else 'Dinov2Model', f'facebook/{n}', cfg,
+                                   processor=_proc('BitImageProcessor', dict(shortest_edge=256), crop=224), pooling='cls+mean',
+                                   license='apache-2.0', notes='; '.join(notes)))
+    return specs
+
+# %% ../nbs/00_registry.ipynb #0485aaa5
+def _dinov3_specs()->list:
+    "DINOv3 ViT checkpoints (facebook/dinov3-vit*), gated under the DINOv3 License; S+, H+ and 7B have gated (SwiGLU) MLPs"
+    rows = [('s16', 'small', 1536, 'lvd1689m'), ('s16plus', 'splus', 1536, 'lvd1689m'), ('b16', 'base', 3072, 'lvd1689m'),
+            ('l16', 'large', 4096, 'lvd1689m'), ('h16plus', 'hplus', 5120, 'lvd1689m'), ('7b16', 'g7b', 8192, 'lvd1689m'),
+            ('l16', 'large', 4096, 'sat493m'), ('7b16', 'g7b', 8192, 'sat493m')]
+    specs = []
+    for arch, s, mlp, data in rows:
+        gated, big, sat = s in ('splus', 'hplus', 'g7b'), s == 'g7b', data == 'sat493m'
+        cfg = dict(model_type='dinov3_vit', **_wdh(s), intermediate_size=mlp, patch_size=16, num_register_tokens=4,
+                   layerscale_value=1.0, rope_theta=100.0, query_bias=not big, key_bias=False, value_bias=not big, proj_bias=True,
+                   mlp_bias=True, use_gated_mlp=gated, hidden_act='silu' if gated else 'gelu', layer_norm_eps=1e-5,
+                   image_size=224, pos_embed_shift=None, pos_embed_jitter=None, pos_embed_rescale=2.0)
+        notes = ['gated: accept the licence on the hub first', 'RoPE positions, 4 registers'] + (['SwiGLU MLP'] if gated else []) + \
+                (['satellite imagery (SAT-493M), with its own mean/std'] if sat else []) + \
+                (['distilled from ViT-7B'] if not big else [])
+        n = f'dinov3-vit{arch}-pretrain-{data}'
+        specs.append(ModelSpec(n, 'DINOv3ViTModel', f'facebook/{n}', cfg, license='DINOv3 License', gated=True, notes='; '.join(notes),
+                               processor=_proc('DINOv3ViTImageProcessor', _sq(224), resample=2,
+                                               **(dict(mean=SAT_MEAN, std=SAT_STD) if sat else {}))))
+    return specs
+
+# %% ../nbs/00_registry.ipynb #83915a58
+def _clip_specs()->list:
+    "The vision towers of OpenAI's CLIP checkpoints (openai/clip-vit-*)"
+    rows = [('base', 32, 224, 512), ('base', 16, 224, 512), ('large', 14, 224, 768), ('large', 14, 336, 768)]
+    return [ModelSpec(n := f"clip-vit-{s}-patch{p}{'-336' if r == 336 else ''}", 'CLIPVisionModel', f'openai/{n}',
+                      dict(model_type='clip_vision_model', **_wdh(s), intermediate_size=4*_SIZE[s][0], patch_size=p, image_size=r,
+                           hidden_act='quick_gelu', layer_norm_eps=1e-5, projection_dim=proj),
+                      processor=_proc('CLIPImageProcessor', dict(shortest_edge=r), crop=r, mean=CLIP_MEAN, std=CLIP_STD),
+                      license='mit', notes='vision tower of CLIP; embeddings are post-LayerNorm CLS, before the projection')
+            for s, p, r, proj in rows]
+
+# %% ../nbs/00_registry.ipynb #614c8544
+_N_PARAMS = {
+    'vit-base-patch16-224': 85_798_656, 'vit-base-patch16-384': 86_090_496, 'vit-base-patch32-384': 87_528_192,
+    'vit-large-patch16-224': 303_301_632, 'vit-large-patch16-384': 303_690_752, 'vit-large-patch32-384': 305_607_680,
+    'vit-base-patch16-224-in21k': 85_798_656, 'vit-base-patch32-224-in21k': 87_455_232, 'vit-large-patch16-224-in21k': 303_301_632,
+    'vit-large-patch32-224-in21k': 305_510_400, 'vit-huge-patch14-224-in21k': 630_764_800,
+    'deit-tiny-patch16-224': 5_524_416, 'deit-small-patch16-224': 21_665_664, 'deit-base-patch16-224': 85_798_656,
+    'deit-base-patch16-384': 86_090_496, 'deit-tiny-distilled-patch16-224': 5_524_800, 'deit-small-distilled-patch16-224': 21_666_432,
+    'deit-base-distilled-patch16-224': 85_800_192, 'deit-base-distilled-patch16-384': 86_092_032,
+    'dino-vits8': 21_670_272, 'dino-vits16': 21_665_664, 'dino-vitb8': 85_807_872, 'dino-vitb16': 85_798_656,
+    'dinov2-small': 22_056_576, 'dinov2-base': 86_580_480, 'dinov2-large': 304_368_640, 'dinov2-giant': 1_136_480_768,
+    'dinov2-with-registers-small': 22_058_112, 'dinov2-with-registers-base': 86_583_552,
+    'dinov2-with-registers-large': 304_372_736, 'dinov2-with-registers-giant': 1_136_486_912,
+    'dinov3-vits16-pretrain-lvd1689m': 21_596_544, 'dinov3-vits16plus-pretrain-lvd1689m': 28_692_864,
+    'dinov3-vitb16-pretrain-lvd1689m': 85_660_416, 'dinov3-vitl16-pretrain-lvd1689m': 303_129_600,
+    'dinov3-vith16plus-pretrain-lvd1689m': 840_592_640, 'dinov3-vit7b16-pretrain-lvd1689m': 6_716_035_072,
+    'dinov3-vitl16-pretrain-sat493m': 303_129_600, 'dinov3-vit7b16-pretrain-sat493m': 6_716_035_072,
+    'clip-vit-base-patch32': 87_456_000, 'clip-vit-base-patch16': 85_799_424, 'clip-vit-large-patch14': 303_179_776,
+    'clip-vit-large-patch14-336': 303_507_456}
+
+# %% ../nbs/00_registry.ipynb #18c8949d
+_SEEDS = dict(vanilla_vit='vit-base-patch16-224', deit_vit='deit-base-distilled-patch16-224', dino_vit='dino-vitb16',
+              dino_v2_vit='dinov2-base', dinov2_reg_vit='dinov2-with-registers-base', dinov3_vit='dinov3-vitb16-pretrain-lvd1689m',
+              clip_vit='clip-vit-base-patch16', dinov2_vit='dinov2-base')
+DEFAULT_MODELS = tuple(n for n in _SEEDS if n != 'dinov2_vit')
+
+def _official()->list:
+    "Every official checkpoint of the seven families, with its exact parameter count"
+    specs = _vit_specs() + _deit_specs() + _dino_specs() + _dinov2_specs() + _dinov3_specs() + _clip_specs()
+    return [replace(s, n_params=_N_PARAMS[s.name]) for s in specs]
 
 # %% ../nbs/00_registry.ipynb #a160613d
 def _complete(spec:ModelSpec)->ModelSpec:
-    "Fill `patch_size`, `embed_dim` and `num_prefix_tokens` from `spec.config` when missing"
-    c = spec.config
-    if not c: return spec
+    "`spec` with `patch_size`, `embed_dim`, `num_prefix_tokens` from its config and the preprocessing fields from its processor"
+    c = spec.config or {}
     fam = FAMILIES.get(c.get('model_type'))
     regs = type('C', (), dict(num_register_tokens=c.get('num_register_tokens', 0)))()
-    return replace(spec,
+    return replace(spec, **(processor_fields(spec.processor) if spec.processor else {}),
         patch_size = spec.patch_size or c.get('patch_size'),
         embed_dim = spec.embed_dim or c.get('hidden_size'),
         num_prefix_tokens = spec.num_prefix_tokens or (fam.num_prefix_tokens(regs) if fam else None))
 
 # %% ../nbs/00_registry.ipynb #f2a8a849
-_REGISTRY = {s.name: _complete(s) for s in _builtin}
+_REGISTRY = {s.name: _complete(s) for s in _official()}
+_REGISTRY.update({seed: replace(_REGISTRY[hub], name=seed) for seed, hub in _SEEDS.items()})
 
 # %% ../nbs/00_registry.ipynb #1424516c
-def list_models(pattern:str='*', # shell-style wildcard, e.g. `'dino*'`
+def list_models(pattern:str='*', # shell-style wildcard, e.g. `'dinov2*'` or `'*large*'`
                )->list:
     "Sorted registry names matching `pattern`"
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 # %% ../nbs/00_registry.ipynb #3db3ce2a
+def _unknown(name:str)->str:
+    "vit_zoo's message for an unregistered `name`, with the closest registered names"
+    spec = spec_for_checkpoint(name) if '/' in name else None
+    close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.6)
+    hint = (f" {name!r} is a checkpoint: pass model_name={name!r}, or its registry name {spec.name!r}." if spec else
+            f" Did you mean {', '.join(map(repr, close))}?" if close else '')
+    return (f"Unsupported model_type {name!r}.{hint} See list_models() for the {len(_REGISTRY)} registered names "
+            "(list_models('dinov2*') filters them), or register_model to add one.")
+
 def get_spec(name:str)->ModelSpec:
     "The `ModelSpec` registered as `name`"
     if not isinstance(name, str): raise TypeError(f"model_type must be a registry name (str), got {type(name).__name__}: {name!r}")
     if name in _REGISTRY: return _REGISTRY[name]
-    close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
-    raise ValueError(f"Unknown model type {name!r}.{hint} Registered: {', '.join(list_models())}.")
+    raise ValueError(_unknown(name))
+
+# %% ../nbs/00_registry.ipynb #d281fa73
+def spec_for_checkpoint(checkpoint:str, # a hub id such as `'facebook/dinov2-small'`, or a registered folder
+                       )->ModelSpec|None:
+    "The `ModelSpec` whose `checkpoint` is `checkpoint` (the one named after the hub repo if several are), or `None`"
+    checkpoint = os.fspath(checkpoint)
+    hits = [s for s in _REGISTRY.values() if s.checkpoint == checkpoint]
+    return next((s for s in hits if s.name == checkpoint.rstrip('/').split('/')[-1]), hits[0] if hits else None)
 
 # %% ../nbs/00_registry.ipynb #8a507220
+_MODEL_REGISTRY = None # vit_zoo's MODEL_REGISTRY once built (see below); kept in step with `_REGISTRY`
+
+def _pair(spec:ModelSpec)->tuple:
+    "vit_zoo's registry value for `spec`: (transformers class, checkpoint)"
+    import transformers
+    return getattr(transformers, spec.backbone_cls, spec.backbone_cls), spec.checkpoint
+
+def _add(spec:ModelSpec)->ModelSpec:
+    "Put `spec` in the registry (and in `MODEL_REGISTRY` if it was built)"
+    _REGISTRY[spec.name] = spec
+    if _MODEL_REGISTRY is not None: dict.__setitem__(_MODEL_REGISTRY, spec.name, _pair(spec))
+    return spec
+
+def _same(a, b)->bool: return tuple(a) == tuple(b) if isinstance(a, (list, tuple)) else a == b
+
 def register_model(name:str, # registry name
                    backbone_cls, # transformers class or its name, e.g. `Dinov2Model`
                    model_name:str, # default checkpoint: hub id or local folder
                    overwrite:bool=False, # replace an existing entry?
                    **meta):
-    "Add a checkpoint to the registry and return its `ModelSpec`; `meta` sets any other `ModelSpec` field (`config`, `mean`, `image_size`...)"
+    "Add a checkpoint to the registry and return its `ModelSpec`; `meta` sets any other `ModelSpec` field (`config`, `processor`, `pooling`...)"
+    if not isinstance(name, str) or not name: raise TypeError(f"name must be a non-empty str, got {name!r}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"{name!r} is already registered (checkpoint {_REGISTRY[name].checkpoint!r}); pass overwrite=True to replace it.")
     known = {f.name for f in fields(ModelSpec)} - {'name', 'backbone_cls', 'checkpoint'}
     if unknown := set(meta) - known: raise TypeError(f"Unknown ModelSpec field(s) {sorted(unknown)}; expected some of {sorted(known)}.")
+    if meta.get('processor') is not None:
+        derived = processor_fields(meta['processor'])
+        if clash := {k: meta[k] for k in derived if k in meta and not _same(meta[k], derived[k])}:
+            raise ValueError(f"{clash} disagree with the processor, which gives {({k: derived[k] for k in clash})}; "
+                             "drop them: they are read from processor")
     cls_name = backbone_cls if isinstance(backbone_cls, str) else backbone_cls.__name__
     config = meta.pop('config', None)
     if config is not None and 'model_type' not in config:
         import transformers
         config = dict(model_type=getattr(transformers, cls_name).config_class.model_type, **config)
-    spec = _complete(ModelSpec(name, cls_name, model_name, config, **meta))
-    _REGISTRY[name] = spec
-    return spec
+    if config is not None and meta.get('n_params') is None: # the same architecture as a registered checkpoint: its count
+        meta['n_params'] = next((s.n_params for s in _REGISTRY.values() if s.config == config and s.n_params), None)
+    return _add(_complete(ModelSpec(name, cls_name, os.fspath(model_name), config, **meta)))
 
 # %% ../nbs/00_registry.ipynb #b90b41c3
 def unregister_model(name:str):
     "Remove `name` from the registry"
     get_spec(name)
     del _REGISTRY[name]
+    if _MODEL_REGISTRY is not None: dict.pop(_MODEL_REGISTRY, name, None)
+
+# %% ../nbs/00_registry.ipynb #e7f6a4a0
+def _pair_spec(name, value)->ModelSpec:
+    "The `ModelSpec` of a vit_zoo registry entry `name: (HFModelClass, 'org/checkpoint')`, checked"
+    if not isinstance(name, str) or not name: raise TypeError(f"MODEL_REGISTRY keys are registry names (non-empty str), got {name!r}")
+    fix = f"set MODEL_REGISTRY[{name!r}] = (transformers.Dinov2Model, 'facebook/dinov2-small'): a transformers backbone class and a hub id or folder"
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise TypeError(f"MODEL_REGISTRY[{name!r}] = {value!r} is not a (model class, checkpoint) pair; {fix}")
+    cls, ckpt = value
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
+        raise TypeError(f"MODEL_REGISTRY[{name!r}]: {cls!r} is not a transformers model class; {fix}")
+    if not isinstance(ckpt, (str, os.PathLike)): raise TypeError(f"MODEL_REGISTRY[{name!r}]: the checkpoint {ckpt!r} is not a hub id or folder; {fix}")
+    mt = cls.config_class.model_type
+    if mt == 'clip': raise ValueError(f"MODEL_REGISTRY[{name!r}]: {cls.__name__} is the whole CLIP model; register its image tower, CLIPVisionModel")
+    if mt not in FAMILIES:
+        raise ValueError(f"MODEL_REGISTRY[{name!r}]: {cls.__name__} builds a {mt!r} model, which vitzoo does not support; "
+                         f"its families are {', '.join(FAMILIES)} (add a `Family` to `vitzoo.registry.FAMILIES` for another)")
+    base = MODEL_MAPPING_NAMES.get(mt)
+    if base and not issubclass(cls, getattr(transformers, base)):
+        raise ValueError(f"MODEL_REGISTRY[{name!r}]: {cls.__name__} adds a task head; register the backbone class {base} (vitzoo adds its own head)")
+    known = spec_for_checkpoint(ckpt)
+    if known and known.model_type == mt: return replace(known, name=name, backbone_cls=cls.__name__)
+    return ModelSpec(name, cls.__name__, os.fspath(ckpt))
+
+class ModelRegistry(dict):
+    "vit_zoo's `MODEL_REGISTRY`: registry name → `(HF model class, checkpoint)`, a live `dict` view of the registry"
+    def update(self, *args, **kwargs):
+        "Register each `name: (HFModelClass, checkpoint)` pair, after checking them all"
+        specs = [_pair_spec(n, v) for n, v in dict(*args, **kwargs).items()]
+        for s in specs: _add(s)
+    def __setitem__(self, name, value): self.update({name: value})
+    def __ior__(self, other): self.update(other); return self
+    def setdefault(self, name, value=None):
+        if name not in self: self[name] = value
+        return self[name]
+    def __missing__(self, name): raise KeyError(_unknown(str(name)))
+    def __delitem__(self, name):
+        if name not in self: raise KeyError(_unknown(str(name)))
+        unregister_model(name)
+    def pop(self, name, *default):
+        if name not in self:
+            if default: return default[0]
+            raise KeyError(_unknown(str(name)))
+        value = self[name]
+        unregister_model(name)
+        return value
+    def popitem(self):
+        if not self: raise KeyError('popitem(): MODEL_REGISTRY is empty')
+        name = next(reversed(self))
+        return name, self.pop(name)
+    def clear(self):
+        for name in list(self): unregister_model(name)
+
+# %% ../nbs/00_registry.ipynb #adac7c34
+def model_registry()->ModelRegistry:
+    "vit_zoo's `MODEL_REGISTRY`, built on first use (it imports transformers for the classes)"
+    global _MODEL_REGISTRY
+    if _MODEL_REGISTRY is None:
+        reg = ModelRegistry()
+        for n, s in _REGISTRY.items(): dict.__setitem__(reg, n, _pair(s))
+        _MODEL_REGISTRY = reg
+    return _MODEL_REGISTRY
+
+def __getattr__(name:str):
+    "`vitzoo.registry.MODEL_REGISTRY`, built on first access, so that importing the module does not import transformers"
+    if name == 'MODEL_REGISTRY': return model_registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/00_registry.ipynb #3a2faed0
 def registry_table(pattern:str='*')->list:
