@@ -10,7 +10,7 @@ import copy, difflib, json, numbers, os, re, warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from .registry import ModelSpec, get_spec, get_family, list_models, FAMILIES, IMAGENET_MEAN, IMAGENET_STD, CLIP_MEAN, CLIP_STD
+from .registry import ModelSpec, get_spec, get_family, list_models, processor_fields, DEFAULT_MODELS, FAMILIES, IMAGENET_MEAN, IMAGENET_STD, CLIP_MEAN, CLIP_STD
 
 # %% auto #0
 __all__ = ['TINY', 'resolve_backbone_cls', 'CheckpointNotFoundError', 'load_backbone', 'build_model', 'tiny_config', 'tiny_model']
@@ -232,32 +232,45 @@ def load_backbone(cls, # transformers class (resolved)
     return (model, report) if output_loading_info else model
 
 # %% ../nbs/03_factory.ipynb #2e60525d
-def _processor_stats(checkpoint:str, model_type:str):
-    "Mean, std and size of `checkpoint`'s image processor, from a local folder or the HF cache"
-    p = Path(checkpoint)/'preprocessor_config.json'
+def _processor_stats(checkpoint:str, model_type:str, subfolder:str=''):
+    "Mean, std, size and the whole `preprocessor_config.json` (or `{}`) of `checkpoint`'s image processor, from a local folder or the HF cache"
+    p = Path(checkpoint)/subfolder/'preprocessor_config.json'
     if not p.exists():
         try:
             from huggingface_hub import try_to_load_from_cache
-            c = try_to_load_from_cache(checkpoint, 'preprocessor_config.json')
+            c = try_to_load_from_cache(checkpoint, 'preprocessor_config.json', subfolder=subfolder or None)
             p = Path(c) if isinstance(c, str) else None
         except Exception: p = None
-    d = json.loads(p.read_text()) if p and p.exists() else {}
+    try: d = json.loads(p.read_text()) if p and p.exists() else {}
+    except (ValueError, UnicodeDecodeError): d = {}
+    if not isinstance(d, dict): d = {}
     mean, std = (CLIP_MEAN, CLIP_STD) if model_type == 'clip_vision_model' else (IMAGENET_MEAN, IMAGENET_STD)
-    size = d.get('crop_size') or d.get('size')
+    size = d.get('crop_size') if d.get('do_center_crop', 'crop_size' in d) else None
+    size = size or d.get('size')
     if isinstance(size, dict): size = size.get('height') or size.get('shortest_edge')
-    return tuple(d.get('image_mean', mean)), tuple(d.get('image_std', std)), size
+    return tuple(d.get('image_mean', mean)), tuple(d.get('image_std', std)), size, d
+
+def _processor_fields(d:dict, size)->dict:
+    "`crop_pct` and `interpolation` of `ModelSpec` as processor settings `d` (a `preprocessor_config.json`) imply them"
+    try: f = processor_fields(d)
+    except (TypeError, ValueError): return {} # sizes vitzoo's specs cannot express (non-square): mean, std and size only
+    return {k: f[k] for k in ('crop_pct', 'interpolation')}
+
 
 # %% ../nbs/03_factory.ipynb #369912ff
-def _spec_for(backbone, base:ModelSpec|None, checkpoint:str)->ModelSpec:
+_NOT_ARCH = ('transformers_version', 'id2label', 'label2id', 'architectures') # config keys that say nothing about the backbone
+
+def _spec_for(backbone, base:ModelSpec|None, checkpoint:str, subfolder:str='')->ModelSpec:
     "The `ModelSpec` describing the built `backbone`: `base` updated with the actual architecture"
     c = backbone.config
     fam = get_family(c.model_type)
     if base is None:
-        mean, std, size = _processor_stats(checkpoint, c.model_type)
-        base = ModelSpec(checkpoint, type(backbone).__name__, checkpoint, mean=mean, std=std, image_size=size or c.image_size)
+        mean, std, size, proc = _processor_stats(checkpoint, c.model_type, subfolder)
+        base = ModelSpec(checkpoint, type(backbone).__name__, checkpoint, mean=mean, std=std, image_size=size or c.image_size,
+                         processor=proc or None, **(_processor_fields(proc, size) if proc else {}))
     # an architecture built for another resolution than the base's (e.g. `config_kwargs=dict(image_size=...)`) is fed at it
     size = c.image_size if (base.config or {}).get('image_size', c.image_size) != c.image_size else base.image_size
-    return replace(base, checkpoint=checkpoint, image_size=size, config={**{k: v for k, v in c.to_diff_dict().items() if not k.startswith('_') and k != 'transformers_version'}, 'model_type': c.model_type},
+    return replace(base, checkpoint=checkpoint, image_size=size, config={**{k: v for k, v in c.to_diff_dict().items() if not k.startswith('_') and k not in _NOT_ARCH}, 'model_type': c.model_type},
                    patch_size=c.patch_size, embed_dim=c.hidden_size, num_prefix_tokens=fam.num_prefix_tokens(c),
                    n_params=sum(p.numel() for p in backbone.parameters()))
 
@@ -300,8 +313,45 @@ def _from_vitzoo_save(folder:str, model_type, backbone_cls, load_pretrained:bool
     info = dict(missing_keys=[], unexpected_keys=[], mismatched_keys=[], ignored_keys=sorted(f'head.{k}' for k in saved.head.state_dict()))
     return backbone.train(), spec, (info if load_pretrained else None), saved.pooling
 
+def _official_spec(checkpoint:str)->ModelSpec|None:
+    "The registry entry of hub id `checkpoint` (every official checkpoint of the seven families is registered), or `None`"
+    from vitzoo.registry import spec_for_checkpoint
+    return spec_for_checkpoint(checkpoint)
+
+_CLS_OF = {'clip': 'CLIPVisionModel'} # model types whose backbone is not transformers' base model class (CLIP: its image tower)
+
+def _detect_cls(checkpoint:str, hub:dict, load_pretrained:bool):
+    "The transformers class of `checkpoint` (a folder or a hub id outside the registry), from the `model_type` its config names"
+    import transformers
+    _check_local(checkpoint, hub.get('subfolder', ''), load_pretrained)
+    try: d, _ = transformers.PretrainedConfig.get_config_dict(checkpoint, **hub)
+    except OSError as e: raise _not_found(checkpoint, e) from e
+    mt = d.get('model_type')
+    if not isinstance(mt, str) or not mt:
+        raise ValueError(f"The config.json of {checkpoint!r} names no model_type, so vitzoo cannot tell which ViT family it holds; "
+                         "pass backbone_cls=... (e.g. backbone_cls='ViTModel')")
+    if mt not in FAMILIES and mt not in _CLS_OF:
+        raise ValueError(f"Unsupported model_type {mt!r} in the config of {checkpoint!r}: vitzoo builds the ViT families "
+                         f"{', '.join(FAMILIES)} (and full CLIP checkpoints, model_type 'clip'); use a checkpoint of one of them")
+    return resolve_backbone_cls(_CLS_OF.get(mt) or _base_cls_name(mt))
+
+def _check_not_half_save(checkpoint:str, subfolder:str=''):
+    "Refuse a folder holding the weights of a vitzoo save but no `vitzoo.json` (a partial copy): its head and pooling are gone"
+    p = Path(checkpoint)/subfolder/'model.safetensors'
+    if not p.is_file() or (p.parent/'vitzoo.json').exists(): return
+    from safetensors import safe_open
+    try:
+        with safe_open(p, framework='pt') as f: tagged = 'vitzoo_checkpoint_id' in (f.metadata() or {})
+    except Exception: return # transformers reports a broken file itself
+    if tagged:
+        from vitzoo.save import CheckpointError
+        raise CheckpointError(f"{p} was written by vitzoo's save_model but {p.parent/'vitzoo.json'} is missing (an incomplete copy, "
+                              "or a save interrupted by an older vitzoo): copy the whole folder, or save the model again")
+
 def _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs, strict):
     "Checkpoint, registry spec, backbone and loading report for a registry name or a HuggingFace checkpoint"
+    spec = None
+    hub = {k: v for k, v in config_kwargs.items() if k in _HUB_KWARGS} if isinstance(config_kwargs, dict) else {}
     if model_type is not None:
         spec = get_spec(model_type)
         cls = resolve_backbone_cls(backbone_cls or spec.backbone_cls)
@@ -310,12 +360,25 @@ def _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dro
                              f"{cls.config_class.model_type!r} one; drop backbone_cls, or pass model_name=... with backbone_cls "
                              "and no model_type for a checkpoint of another family")
     elif model_name is None:
-        raise ValueError(f"Pass a registry model_type (one of {', '.join(list_models())}) or a model_name with a backbone_cls")
-    elif backbone_cls is None:
-        raise ValueError(f"model_name={model_name!r} needs backbone_cls (e.g. backbone_cls='Dinov2Model') when no "
-                         "registry model_type is given")
-    else: spec, cls = None, resolve_backbone_cls(backbone_cls)
+        if backbone_cls is not None:
+            raise ValueError(f"To use a non-default ViT backbone, pass model_name (a hub id or a folder) with backbone_cls={backbone_cls!r}, "
+                             "e.g. build_model(model_name='facebook/dinov2-small', backbone_cls='Dinov2Model'); or pass a registry "
+                             f"model_type (e.g. {', '.join(DEFAULT_MODELS)}; list_models() has all {len(list_models())})")
+        raise ValueError(f"Pass a registry model_type (e.g. {', '.join(DEFAULT_MODELS)}; list_models() has all {len(list_models())}) "
+                         "or a model_name (a hub id or a folder)")
     checkpoint = model_name or spec.checkpoint
+    if model_name is not None: _check_not_half_save(model_name, hub.get('subfolder', ''))
+    local = model_name is not None and Path(model_name).exists()
+    official = None if local or (spec is not None and spec.checkpoint == checkpoint) else _official_spec(checkpoint)
+    if model_type is None:
+        cls = resolve_backbone_cls(backbone_cls or (official and official.backbone_cls) or _detect_cls(checkpoint, hub, load_pretrained))
+    if official is not None: # the checkpoint's own entry: its architecture builds offline, its preprocessing is its own
+        if (fam := _family_of(official)) != cls.config_class.model_type:
+            how = f"model_type {model_type!r}" if model_type is not None else f"backbone_cls {cls.__name__}"
+            raise ValueError(f"{checkpoint!r} is a {fam!r} checkpoint (registry entry {official.name!r}) but {how} builds a "
+                             f"{cls.config_class.model_type!r} model; drop {how.split()[0]} (build_model(model_name={checkpoint!r}) "
+                             f"picks the class itself) or pass backbone_cls={official.backbone_cls!r}")
+        spec = official
     overrides, load_kwargs = _overrides(cls, backbone_dropout, drop_path_rate, config_kwargs)
     arch = spec.config if spec and checkpoint == spec.checkpoint and spec.model_type == cls.config_class.model_type else None
     backbone, info = load_backbone(cls, checkpoint, load_pretrained, arch, overrides, load_kwargs, strict, output_loading_info=True)
@@ -323,7 +386,7 @@ def _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dro
 
 def build_model(model_type:str|None=None, # registry name, see `list_models()`
                 model_name:str|None=None, # hub id, local HF folder or vitzoo save folder; overrides the registry's checkpoint
-                backbone_cls:str|type|None=None, # transformers class (or name) for a `model_name` outside the registry
+                backbone_cls:str|type|None=None, # transformers class (or name); default: the one the checkpoint's config names
                 head:BaseHead|int|None=None, # `None` (embeddings), an int (`LinearHead` outputs) or a `BaseHead`
                 freeze_backbone:bool=False, # set `requires_grad=False` on the backbone
                 load_pretrained:bool=True, # load the checkpoint's weights (else random init, no network)
@@ -344,7 +407,8 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
         pooling = saved_pooling if pooling is None else pooling
     else:
         checkpoint, spec, backbone, info = _from_hf(model_type, model_name, backbone_cls, load_pretrained, backbone_dropout, drop_path_rate, config_kwargs, strict)
-    model = VitZooModel(backbone, head, pooling or 'cls', _spec_for(backbone, spec, checkpoint))
+    sub = (config_kwargs or {}).get('subfolder', '') if isinstance(config_kwargs, dict) else ''
+    model = VitZooModel(backbone, head, pooling or 'cls', _spec_for(backbone, spec, checkpoint, sub))
     model.pretrained = load_pretrained and not (info['missing_keys'] or info['mismatched_keys'])
     model.loading_info = info
     if freeze_backbone: model.freeze_backbone()

@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/model.html.md"""
 
 # %% ../nbs/02_model.ipynb #1774a720
 from __future__ import annotations
-import numbers, operator
+import numbers, operator, re, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -211,20 +211,109 @@ def backbone_frozen(self:VitZooModel)->bool:
     return not any(p.requires_grad for p in self.backbone.parameters())
 
 # %% ../nbs/02_model.ipynb #665c9d8b
+_SAVE_KWARGS = ('safe_serialization', 'max_shard_size', 'push_to_hub', 'repo_id', 'token', 'private', 'commit_message',
+                'is_main_process') # the `save_pretrained` arguments of transformers that vitzoo takes
+
+def _n_bytes(size)->int:
+    "A size such as `'5GB'`, `'500MiB'` or a number of bytes, in bytes"
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0: return size
+    m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)\s*', size.upper()) if isinstance(size, str) else None
+    if not m: raise ValueError(f"max_shard_size={size!r} is not a size; use e.g. '5GB', '500MB' or a number of bytes")
+    return int(float(m[1]) * (1024 if m[3] == 'IB' else 1000) ** ' KMGT'.index(m[2] or ' '))
+
 @patch
 def save_pretrained(self:VitZooModel, folder:str|Path, # destination folder, created if missing
-                   )->Path: # `folder`
-    "Save this model to `folder` with `vitzoo.save.save_model`"
-    from vitzoo.save import save_model
-    return save_model(self, folder)
+                    safe_serialization:bool=True, # vitzoo writes safetensors only: `False` (pickles) is refused
+                    max_shard_size:int|str|None=None, # accepted for transformers' callers; vitzoo writes one weights file (a warning says so when the model is larger)
+                    push_to_hub:bool=False, # also upload the folder to the hub repo `repo_id`
+                    repo_id:str|None=None, # `'user/name'`; defaults to the folder's name, as in transformers
+                    token:str|None=None, # hub token for the upload; defaults to the logged-in one
+                    private:bool|None=None, # create the hub repo private
+                    commit_message:str|None=None, # message of the upload commit
+                    is_main_process:bool=True, # `False` (other ranks of a distributed run) writes nothing
+                    **kwargs)->Path: # `folder`
+    "Save this model to `folder` with `vitzoo.save.save_model` and, with `push_to_hub=True`, upload it; takes transformers' `save_pretrained` arguments"
+    if kwargs:
+        raise TypeError(f"save_pretrained() got unsupported argument(s) {sorted(kwargs)}; vitzoo's save_pretrained takes "
+                        f"{', '.join(_SAVE_KWARGS)}")
+    if safe_serialization is not True:
+        raise ValueError(f"safe_serialization={safe_serialization!r}: vitzoo writes safetensors only (never pickles, which run code "
+                         "when loaded); drop the argument")
+    if max_shard_size is not None:
+        size = sum(t.numel() * t.element_size() for t in self.state_dict().values())
+        if size > _n_bytes(max_shard_size):
+            warnings.warn(f"max_shard_size={max_shard_size!r}: vitzoo writes the model's {size/1e6:,.1f} MB as one model.safetensors "
+                          "(its atomic save commits one weights file); transformers reads it whole")
+    if not is_main_process: return Path(folder)
+    from vitzoo.save import save_model, upload_folder
+    folder = save_model(self, folder)
+    if push_to_hub: upload_folder(folder, repo_id or Path(folder).resolve().name, token=token, private=private,
+                                  commit_message=commit_message or 'Upload vitzoo model')
+    return folder
 
 # %% ../nbs/02_model.ipynb #6b4aa505
+_HUB_ARGS = ('revision', 'cache_dir', 'token', 'force_download', 'local_files_only', 'subfolder')
+_LOAD_ARGS = ('device', 'device_map', 'dtype', 'torch_dtype', 'attn_implementation') + _HUB_ARGS
+_NOT_TAKEN = dict(trust_remote_code='vitzoo never runs code from a checkpoint', config='the architecture comes from the checkpoint',
+                  output_loading_info='see `model.loading_info`', low_cpu_mem_usage='vitzoo always loads directly',
+                  use_safetensors='vitzoo reads safetensors only', ignore_mismatched_sizes='a checkpoint that does not fit is an error')
+
+def _one_device(device_map, device):
+    "The single device a transformers `device_map` (or vitzoo's `device`) names; a sharded map is an error"
+    if device_map is None: return 'cpu' if device is None else device
+    if device is not None: raise ValueError(f"Pass device={device!r} or device_map={device_map!r}, not both")
+    if isinstance(device_map, dict):
+        if set(device_map) != {''}:
+            raise ValueError(f"device_map={device_map!r:.120} places parts of the model on different devices, which vitzoo does not "
+                             "support (a ViT fits one device): pass one device, e.g. device_map='cuda:0' or {'': 'cuda:0'}")
+        device_map = device_map['']
+    if isinstance(device_map, int) and not isinstance(device_map, bool): return f'cuda:{device_map}'
+    if device_map == 'auto': # one model, one device: the best there is
+        return 'cuda' if torch.cuda.is_available() else 'mps' if torch.backends.mps.is_available() else 'cpu'
+    if device_map in ('balanced', 'balanced_low_0', 'sequential'):
+        raise ValueError(f"device_map={device_map!r} shards the model across devices, which vitzoo does not support (a ViT fits "
+                         "one device): pass device_map='auto' or one device such as 'cuda:0'")
+    if isinstance(device_map, (str, torch.device)): return device_map
+    raise TypeError(f"device_map must be a device ('cpu', 'cuda:0', a torch.device, an int), 'auto' or {{'': device}}, got {device_map!r:.80}")
+
+def _is_vitzoo_repo(repo_id:str, hub:dict)->bool:
+    "Does hub repo `repo_id` (in the HF cache, or on the hub) hold a `vitzoo.json`?"
+    from huggingface_hub import hf_hub_download
+    try: hf_hub_download(repo_id, 'vitzoo.json', **{k: v for k, v in hub.items() if k != 'subfolder'}, subfolder=hub.get('subfolder') or None)
+    except Exception: return False # not there, or not reachable: `build_model` names the problem and the remedies
+    return True
+
 @patch(cls_method=True)
-def from_pretrained(cls:VitZooModel, folder:str|Path, # folder written by `save_pretrained`, or a hub repo id
+def from_pretrained(cls:VitZooModel, name_or_folder:str|Path, # a vitzoo save (folder or hub repo), an HF checkpoint (folder or hub id) or a registry name
                     **kwargs)->VitZooModel:
-    "Load a model saved with `save_pretrained`, in eval mode; `kwargs` (`device`, `revision`, `cache_dir`, `attn_implementation`) go to `vitzoo.save.load_model`"
-    from vitzoo.save import load_model
-    return load_model(folder, **kwargs)
+    "Load a model saved with `save_pretrained` (or build one from an HF checkpoint, with no head), in eval mode; takes transformers' `from_pretrained` arguments"
+    from vitzoo.registry import list_models
+    if unknown := [k for k in kwargs if k not in _LOAD_ARGS]:
+        why = '; '.join(f"{k}: {_NOT_TAKEN[k]}" for k in unknown if k in _NOT_TAKEN)
+        raise TypeError(f"from_pretrained() got unsupported argument(s) {unknown}" + (f" ({why})" if why else '') +
+                        f"; VitZooModel.from_pretrained takes {', '.join(_LOAD_ARGS)}")
+    from vitzoo.save import load_model, check_dtype, _check_device
+    if 'torch_dtype' in kwargs: # transformers' old name
+        if 'dtype' in kwargs and check_dtype(kwargs['dtype']) != check_dtype(kwargs['torch_dtype'], 'torch_dtype'):
+            raise ValueError(f"dtype={kwargs['dtype']!r} and torch_dtype={kwargs['torch_dtype']!r} disagree; pass dtype only (torch_dtype is its old name)")
+        kwargs['dtype'] = kwargs.pop('torch_dtype')
+    device = _one_device(kwargs.pop('device_map', None), kwargs.pop('device', None))
+    dev, dtype = _check_device(device), check_dtype(kwargs.get('dtype'))
+    if not isinstance(name_or_folder, (str, Path)):
+        raise TypeError(f"from_pretrained takes a folder, a hub repo id or a registry name, got {type(name_or_folder).__name__}")
+    name, hub = str(name_or_folder), {k: kwargs[k] for k in _HUB_ARGS if k in kwargs}
+    p = Path(name)/str(kwargs.get('subfolder', ''))
+    if Path(name).exists(): vitzoo = not (p.is_dir() and not (p/'vitzoo.json').exists() and (p/'config.json').exists()) # else a plain HF folder
+    elif name in list_models(): vitzoo = False
+    elif re.fullmatch(r'[\w.-]+/[\w.-]+', name): vitzoo = _is_vitzoo_repo(name, hub)
+    else: vitzoo = True # `load_model` says what is wrong with it
+    if vitzoo: return load_model(name, device=dev, **kwargs)
+    from vitzoo.factory import build_model
+    ck = {k: v for k, v in kwargs.items() if k in _HUB_ARGS + ('attn_implementation',)}
+    if dtype is not None: ck['dtype'] = dtype
+    reg = not Path(name).exists() and name in list_models()
+    m = build_model(name if reg else None, model_name=None if reg else name, config_kwargs=ck)
+    return m.to(dev).eval()
 
 # %% ../nbs/02_model.ipynb #7b83522f
 @patch

@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/save.html.md"""
 
 # %% ../nbs/07_save.ipynb #1462004e
 from __future__ import annotations
-import hashlib, json, os, re, shutil, tempfile, uuid
+import copy, hashlib, json, os, re, shutil, tempfile, uuid, warnings
 from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
@@ -20,12 +20,14 @@ from .heads import BaseHead, LinearHead, MLPHead, IdentityHead, _activations
 from .model import VitZooModel, check_attn_implementation
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'META_NAME', 'CONFIG_NAME', 'WEIGHTS_NAME', 'NN_ACTIVATIONS', 'CheckpointError', 'register_head',
-           'build_head', 'head_config', 'save_model', 'load_model', 'push_to_hub']
+__all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'META_NAME', 'CONFIG_NAME', 'WEIGHTS_NAME', 'PROCESSOR_NAME', 'NN_ACTIVATIONS',
+           'DATA_FILES', 'CheckpointError', 'register_head', 'build_head', 'head_config', 'hf_classifier', 'hf_layout',
+           'processor_config', 'save_model', 'check_dtype', 'load_model', 'upload_folder', 'push_to_hub']
 
 # %% ../nbs/07_save.ipynb #e2bd16d5
-FORMAT_VERSION = 1
-META_NAME, CONFIG_NAME, WEIGHTS_NAME = 'vitzoo.json', 'config.json', 'model.safetensors'
+FORMAT_VERSION = 2 # 2: the backbone's tensors under transformers' own names; 1: every tensor under `VitZooModel.state_dict()`'s name
+READ_FORMATS = (1, 2) # the formats this vitzoo loads
+META_NAME, CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_NAME = 'vitzoo.json', 'config.json', 'model.safetensors', 'preprocessor_config.json'
 
 class CheckpointError(ValueError):
     "A vitzoo checkpoint folder whose files are corrupt, inconsistent or from an unknown format"
@@ -46,19 +48,22 @@ def _act_name(m:nn.Module)->str:
                     "@register_head")
 
 def _mlp_config(h):
-    lins = [m for m in h.layers if isinstance(m, nn.Linear)]
-    acts = [m for m in h.layers if not isinstance(m, (nn.Linear, nn.Dropout))]
-    drops = [m.p for m in h.layers if isinstance(m, nn.Dropout)]
+    seq = h.mlp if hasattr(h, 'mlp') else h.layers # `layers` in vitzoo 0.0.1
+    lins = [m for m in seq if isinstance(m, nn.Linear)]
+    acts = [m for m in seq if not isinstance(m, (nn.Linear, nn.Dropout, nn.BatchNorm1d))]
+    drops = [m.p for m in seq if isinstance(m, nn.Dropout)]
     cfg = dict(input_dim=h.input_dim, hidden_dims=[l.out_features for l in lins[:-1]], output_dim=h.output_dim,
                dropout=drops[0] if drops else 0.0)
     if acts: cfg['activation'] = _act_name(acts[0])
+    if any(isinstance(m, nn.BatchNorm1d) for m in seq): cfg['use_batch_norm'] = True
     return cfg
 
-_BUILTIN_HEADS = {
-    LinearHead: lambda h: dict(input_dim=h.input_dim, output_dim=h.output_dim,
-                               dropout=h.dropout.p if isinstance(h.dropout, nn.Dropout) else 0.0),
-    MLPHead: _mlp_config,
-    IdentityHead: lambda h: dict(input_dim=h.input_dim)}
+def _linear_config(h):
+    lin = h.linear if hasattr(h, 'linear') else h.fc # `fc` in vitzoo 0.0.1
+    return dict(input_dim=h.input_dim, output_dim=h.output_dim, dropout=h.dropout.p if isinstance(h.dropout, nn.Dropout) else 0.0,
+                **({} if lin.bias is not None else {'bias': False}))
+
+_BUILTIN_HEADS = {LinearHead: _linear_config, MLPHead: _mlp_config, IdentityHead: lambda h: dict(input_dim=h.input_dim)}
 _HEADS = {c.__name__: c for c in _BUILTIN_HEADS}
 
 # %% ../nbs/07_save.ipynb #d1dbd961
@@ -131,6 +136,80 @@ def _dedupe(state:dict):
     return {k: t.contiguous().clone() if t.numel() and (ptrs[t.untyped_storage().data_ptr()] > 1 or not t.is_contiguous()) else t
             for k, t in out.items()}, aliases
 
+# %% ../nbs/07_save.ipynb #17104cf5
+_HF_POOLING = {'vit': 'cls', 'deit': 'cls', 'dinov2': 'cls+mean', 'dinov2_with_registers': 'cls+mean'} # what each family's *ForImageClassification feeds its `classifier`
+_HF_HEADS = {'vit': ('classifier.weight',), 'dinov2': ('classifier.weight',), 'dinov2_with_registers': ('classifier.weight',),
+             'deit': ('classifier.weight', 'cls_classifier.weight', 'distillation_classifier.weight')} # task-head weights transformers' classifiers load
+
+def hf_classifier(model:VitZooModel, # the model to save
+                 )->str|None: # the head's linear layer's name in `model.head`, `''` for no head, `None` when transformers has no equal
+    "Where transformers' `AutoModelForImageClassification` computes exactly `model`'s output: the head's one `nn.Linear`, as its `classifier`"
+    h = model.head
+    if _HF_POOLING.get(model.config.model_type) != model.pooling or type(h) not in (LinearHead, IdentityHead): return None
+    if type(h) is IdentityHead: return ''
+    lins = [(n, m) for n, m in h.named_modules() if isinstance(m, nn.Linear)]
+    rest = [m for n, m in h.named_modules() if n and not isinstance(m, (nn.Linear, nn.Dropout, nn.Identity))]
+    return lins[0][0] if len(lins) == 1 and not rest and lins[0][1].bias is not None else None
+
+def hf_layout(model:VitZooModel, # the model to save
+             )->tuple: # `(config, tensors, extra)`
+    "The backbone's transformers config and the tensors of `model.safetensors` for `model`: the backbone's under transformers' names, the head's as `head.*`"
+    bb, state = model.backbone, model.state_dict()
+    cfg, mt, lin = copy.deepcopy(bb.config), bb.config.model_type, hf_classifier(model)
+    labels = 0 if lin == '' else model.head.output_dim if lin else max(1, getattr(model.head, 'output_dim', 1) or 1)
+    cfg.id2label = {i: f'LABEL_{i}' for i in range(labels)} # vitzoo's heads carry no class names
+    cfg.label2id = {v: k for k, v in cfg.id2label.items()}
+    cls_name = type(bb).__name__
+    cfg.architectures = [cls_name.removesuffix('Model') + 'ForImageClassification' if lin and mt in _HF_HEADS else cls_name]
+    cfg.dtype = str(next(model.parameters()).dtype).removeprefix('torch.')
+    tensors = {k.removeprefix('backbone.'): v for k, v in state.items() if k.startswith('backbone.')}
+    head = {k: v for k, v in state.items() if not k.startswith('backbone.')}
+    extra = []
+    if lin: # the head's linear layer, also under the classifier's name (stored once: the head's names become aliases)
+        extra = ['classifier.weight', 'classifier.bias']
+        tensors.update({'classifier.weight': state[f'head.{lin}.weight'], 'classifier.bias': state[f'head.{lin}.bias']})
+    # classifiers transformers would otherwise initialise at random: an empty tensor in their place makes loading fail
+    for k in _HF_HEADS.get(mt, ()):
+        if k not in tensors: tensors[k] = torch.zeros(0, dtype=cfg.dtype and getattr(torch, cfg.dtype)); extra.append(k)
+    if clash := [k for k in tensors if k in head]: raise TypeError(f"Cannot save: backbone tensor names {clash[:3]} clash with the head's")
+    return cfg, {**tensors, **head}, extra
+
+# %% ../nbs/07_save.ipynb #af127f5b
+_PROCESSOR_CLS = {'vit': 'ViTImageProcessor', 'deit': 'DeiTImageProcessor', 'dinov2': 'BitImageProcessor',
+                  'dinov2_with_registers': 'BitImageProcessor', 'dinov3_vit': 'DINOv3ViTImageProcessor',
+                  'clip_vision_model': 'CLIPImageProcessor'} # the image processor of each family's official checkpoints
+_RESAMPLE_IDS = {'nearest': 0, 'lanczos': 1, 'bilinear': 2, 'bicubic': 3, 'box': 4, 'hamming': 5} # PIL's filter numbers
+
+def _side(v): return (v.get('height') or v.get('shortest_edge')) if isinstance(v, dict) else v
+
+def _rescaled(d:dict, size)->dict:
+    "Processor settings `d` producing `size` px instead (a model built for another resolution): resize and crop scaled alike"
+    out = (d.get('crop_size') if d.get('do_center_crop') else None) or d.get('size')
+    have = _side(out)
+    if not isinstance(size, int) or not isinstance(have, int) or have == size: return d
+    def scale(v):
+        if isinstance(v, dict): return {k: round(x * size / have) if isinstance(x, int) else x for k, x in v.items()}
+        return round(v * size / have) if isinstance(v, int) else v
+    return {**d, **{k: scale(d[k]) for k in ('size', 'crop_size') if k in d}}
+
+def processor_config(model:VitZooModel, # the model to save
+                    )->dict|None: # `preprocessor_config.json`'s content, `None` without a spec
+    "The HF image processor settings of `model`: its checkpoint's own (`spec.processor`), else built from the spec's preprocessing"
+    spec, mt = model.spec, model.config.model_type
+    if spec is None: return None # vitzoo does not know how its images were prepared: write nothing rather than a guess
+    size = spec.image_size
+    if spec.processor: return _rescaled({'image_processor_type': _PROCESSOR_CLS[mt], **spec.processor}, size)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    resize = lambda s: round(s / spec.crop_pct)
+    d = dict(image_processor_type=_PROCESSOR_CLS[mt], do_resize=True, resample=_RESAMPLE_IDS.get(spec.interpolation, 3),
+             do_rescale=True, rescale_factor=1/255, do_normalize=True, image_mean=list(spec.mean), image_std=list(spec.std),
+             do_convert_rgb=True)
+    if d['image_processor_type'] in ('BitImageProcessor', 'CLIPImageProcessor') and h == w: # resize the shorter side, crop the centre
+        return {**d, 'size': {'shortest_edge': resize(h)}, 'do_center_crop': True, 'crop_size': {'height': h, 'width': w}}
+    if spec.crop_pct == 1: return {**d, 'size': {'height': h, 'width': w}, 'do_center_crop': False} # squash to the input size
+    return {**d, 'image_processor_type': 'DeiTImageProcessor', 'size': {'height': resize(h), 'width': resize(w)},
+            'do_center_crop': True, 'crop_size': {'height': h, 'width': w}}
+
 # %% ../nbs/07_save.ipynb #3a59ba0f
 _STAGE, _ID = '.vitzoo-', re.compile(r'[0-9a-f]{32}')
 _LEGACY_TMP = re.compile(r'\.(config\.json|model\.safetensors|vitzoo\.json)\.\w+\.tmp') # temp files of saves by earlier vitzoo versions
@@ -157,6 +236,14 @@ def _write_weights(p:Path, tensors:dict, cid:str):
     save_file(tensors, p, metadata=dict(format='pt', vitzoo_checkpoint_id=cid))
     with open(p, 'rb+') as f: os.fsync(f.fileno())
 
+DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_NAME) # moved into place, in this order, after the commit
+
+def _committed_files(folder:Path)->list|None:
+    "The data files that `folder/vitzoo.json` commits (`None` where it does not list them: format 1, or no commit)"
+    try: files = json.loads((folder/META_NAME).read_text()).get('files')
+    except Exception: return None
+    return files if isinstance(files, list) else None
+
 def _committed_id(folder:Path)->str|None:
     "The `checkpoint_id` that `folder/vitzoo.json` commits, if it names one"
     try: cid = json.loads((folder/META_NAME).read_text()).get('checkpoint_id')
@@ -167,9 +254,10 @@ def _tidy(folder:Path):
     "Finish the moves of a save interrupted after its commit, then remove what interrupted saves left in `folder`"
     cid = _committed_id(folder)
     if cid and (st := folder/f'{_STAGE}{cid}').is_dir():
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
+        for name in DATA_FILES:
             if (st/name).is_file(): os.replace(st/name, folder/name)
         _fsync_dir(folder)
+    if cid and PROCESSOR_NAME not in (_committed_files(folder) or [PROCESSOR_NAME]) and (folder/PROCESSOR_NAME).is_file(): os.unlink(folder/PROCESSOR_NAME)
     for p in folder.iterdir():
         if p.name.startswith(_STAGE) and _ID.fullmatch(p.name[len(_STAGE):]) and p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         elif _LEGACY_TMP.fullmatch(p.name) and p.is_file(): os.unlink(p)
@@ -177,7 +265,7 @@ def _tidy(folder:Path):
 def save_model(model:VitZooModel, # the model to save
                folder:str|Path, # destination folder, created if missing
               )->Path:
-    "Write `model` to `folder` as `config.json`, `model.safetensors` and `vitzoo.json` in one atomic commit"
+    "Write `model` to `folder` as `config.json`, `model.safetensors`, `preprocessor_config.json` and `vitzoo.json` in one atomic commit"
     if not isinstance(model, VitZooModel): raise TypeError(f"save_model saves a VitZooModel, got {type(model).__name__}")
     if getattr(model, 'fast_dtype', None) is not None:
         raise ValueError("This model was made by fast_inference: its weights are packed for inference and cannot be saved; "
@@ -186,16 +274,21 @@ def save_model(model:VitZooModel, # the model to save
     folder, bb = Path(folder), model.backbone
     if folder.exists() and not folder.is_dir(): raise ValueError(f"{folder} is a file; save_model writes a folder: pass a folder path")
     head = head_config(model.head)
-    tensors, aliases = _dedupe(model.state_dict())
+    cfg, tensors, extra = hf_layout(model)
+    tensors, aliases = _dedupe(tensors)
+    proc = processor_config(model)
+    files = [CONFIG_NAME, WEIGHTS_NAME] + ([PROCESSOR_NAME] if proc else [])
     cid = uuid.uuid4().hex
-    config_bytes = bb.config.to_json_string(use_diff=False).encode()
+    config_bytes = cfg.to_json_string(use_diff=False).encode()
     meta = dict(format='vitzoo', format_version=FORMAT_VERSION, vitzoo_version=__version__, checkpoint_id=cid,
                 config_sha256=hashlib.sha256(config_bytes).hexdigest(), backbone_cls=type(bb).__name__,
                 model_type=bb.config.model_type, attn_implementation=bb.config._attn_implementation,
                 dtype=str(next(model.parameters()).dtype).removeprefix('torch.'),
                 pooling=model.pooling, registry_name=model.spec.name if model.spec else None, spec=_spec_dict(model.spec),
                 head=head, pretrained=model.pretrained, backbone_frozen=model.backbone_frozen,
-                default_outputs=dict(model.default_outputs), aliases=aliases)
+                default_outputs=dict(model.default_outputs), aliases=aliases, files=files, hf_extra=extra,
+                vitzoo_prefixes=sorted({k.split('.')[0] for k in model.state_dict() if not k.startswith('backbone.')}),
+                hf_image_classification=hf_classifier(model) is not None and model.config.model_type in _HF_HEADS)
     folder.mkdir(parents=True, exist_ok=True)
     _tidy(folder)
     st = folder/f'{_STAGE}{cid}'
@@ -203,6 +296,7 @@ def save_model(model:VitZooModel, # the model to save
         os.mkdir(st)
         _write_bytes(st/CONFIG_NAME, config_bytes)
         _write_weights(st/WEIGHTS_NAME, tensors, cid)
+        if proc: _write_bytes(st/PROCESSOR_NAME, json.dumps(proc, indent=2, sort_keys=True).encode())
         _write_bytes(st/META_NAME, json.dumps(meta, indent=2).encode())
         _fsync_dir(st)
         os.replace(st/META_NAME, folder/META_NAME) # the commit
@@ -210,7 +304,8 @@ def save_model(model:VitZooModel, # the model to save
         if _committed_id(folder) != cid: shutil.rmtree(st, ignore_errors=True)
         raise
     _fsync_dir(folder)
-    for name in (CONFIG_NAME, WEIGHTS_NAME): os.replace(st/name, folder/name)
+    for name in files: os.replace(st/name, folder/name)
+    if not proc and (folder/PROCESSOR_NAME).is_file(): os.unlink(folder/PROCESSOR_NAME) # an earlier save's, now stale
     _fsync_dir(folder)
     os.rmdir(st)
     return folder
@@ -218,7 +313,8 @@ def save_model(model:VitZooModel, # the model to save
 # %% ../nbs/07_save.ipynb #b6f2438d
 _META_TYPES = dict(vitzoo_version=str, checkpoint_id=str, config_sha256=str, backbone_cls=str, model_type=str,
                    attn_implementation=(str, type(None)), dtype=str, pooling=str, registry_name=(str, type(None)),
-                   spec=(dict, type(None)), head=dict, pretrained=bool, backbone_frozen=bool, default_outputs=dict, aliases=dict)
+                   spec=(dict, type(None)), head=dict, pretrained=bool, backbone_frozen=bool, default_outputs=dict, aliases=dict,
+                   files=list, hf_extra=list, vitzoo_prefixes=list, hf_image_classification=bool)
 _META_REQUIRED = ('checkpoint_id', 'backbone_cls', 'model_type', 'dtype', 'pooling', 'spec', 'head', 'aliases')
 
 def _tname(t): return ' or '.join(c.__name__.replace('NoneType', 'null') for c in (t if isinstance(t, tuple) else (t,)))
@@ -251,6 +347,9 @@ def _check_meta(meta:dict, p:Path):
     if not (isinstance(h.get('class'), str) and isinstance(h.get('config'), dict)):
         bad('head', "expected {\"class\": <head class name>, \"config\": {<constructor arguments>}}")
     if not all(isinstance(v, str) for v in meta['aliases'].values()): bad('aliases', 'expected {tensor name: tensor name}')
+    for k in ('files', 'hf_extra', 'vitzoo_prefixes'):
+        if not all(isinstance(v, str) for v in meta.get(k, [])): bad(k, 'expected a list of names')
+    if meta['format_version'] >= 2 and 'vitzoo_prefixes' not in meta: raise CheckpointError(f"{p} lacks the field(s) ['vitzoo_prefixes']; save the model again")
     if (d := meta.get('default_outputs')) is not None and not all(k in ('output_attentions', 'output_embeddings') and
                                                                  isinstance(v, bool) for k, v in d.items()):
         bad('default_outputs', 'expected {"output_attentions": bool, "output_embeddings": bool}')
@@ -271,10 +370,10 @@ def _read_meta(folder:Path)->dict:
     if not isinstance(meta, dict) or meta.get('format') != 'vitzoo':
         raise CheckpointError(f"{p} is not a vitzoo checkpoint description (no \"format\": \"vitzoo\"); write it with save_model")
     v = meta.get('format_version')
-    if type(v) is not int or v != FORMAT_VERSION:
+    if type(v) is not int or v not in READ_FORMATS:
         newer = type(v) is int and v > FORMAT_VERSION
         raise CheckpointError(f"{p} has format_version {v!r}" + (f", written by vitzoo {meta.get('vitzoo_version')}" if newer else '') +
-                              f"; this vitzoo ({__version__}) reads format {FORMAT_VERSION}" + ("; upgrade vitzoo" if newer else ''))
+                              f"; this vitzoo ({__version__}) reads formats {', '.join(map(str, READ_FORMATS))}" + ("; upgrade vitzoo" if newer else ''))
     _check_meta(meta, p)
     return meta
 
@@ -313,7 +412,10 @@ def _read_weights(p:Path, meta:dict, device)->dict:
     for alias, kept in meta['aliases'].items():
         if kept not in state: raise CheckpointError(f"{p} has no tensor {kept!r}, which {META_NAME} names as the source of {alias!r}")
         state[alias] = state[kept]
-    return state
+    if meta['format_version'] == 1: return state
+    # format 2: the backbone's tensors under transformers' names, vitzoo's own (the head) under theirs, and transformers-only extras
+    extra, ours = set(meta.get('hf_extra', ())), set(meta['vitzoo_prefixes'])
+    return {k if k.split('.')[0] in ours else f'backbone.{k}': v for k, v in state.items() if k not in extra}
 
 def _check_state(model, state, p):
     want = model.state_dict()
@@ -374,30 +476,52 @@ def _read_config(cp:Path)->dict:
         except ValueError as e: raise CheckpointError(str(e)) from None
     return cfg
 
-def _download(repo_id:str, revision=None, cache_dir=None)->Path:
-    "The local snapshot of hub repo `repo_id` (from the HF cache when offline)"
+def _download(repo_id:str, revision=None, cache_dir=None, subfolder:str='', **hub)->Path:
+    "The local snapshot of hub repo `repo_id` (from the HF cache when offline); `hub`: `token`, `force_download`, `local_files_only`"
     from huggingface_hub import snapshot_download
-    return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=[META_NAME, CONFIG_NAME, WEIGHTS_NAME]))
+    pre = f"{subfolder.strip('/')}/" if subfolder else ''
+    snap = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, **hub,
+                             allow_patterns=[pre + n for n in (META_NAME, CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_NAME)])
+    return Path(snap)/subfolder
+
+def check_dtype(dtype, # `None`/`'auto'` (the saved dtype), a torch floating point dtype, or its name (`'bfloat16'`)
+                where:str='dtype', # what to call it in the error
+               )->torch.dtype|None:
+    "`dtype` as a `torch.dtype` (`None` for the saved one), else a clear error"
+    if dtype is None or dtype == 'auto': return None
+    t = getattr(torch, dtype.removeprefix('torch.'), None) if isinstance(dtype, str) else dtype
+    if isinstance(t, torch.dtype) and t.is_floating_point: return t
+    raise (ValueError if isinstance(dtype, (str, torch.dtype)) else TypeError)(
+        f"{where}={dtype!r} is not a floating point dtype; use 'auto' (the saved dtype), torch.float32, torch.bfloat16 or torch.float16")
 
 def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo id written by `push_to_hub`
                device:str|torch.device='cpu', # where to put the weights
                revision:str|None=None, # hub revision, for a repo id
                cache_dir:str|None=None, # HF cache, for a repo id
                attn_implementation:str|None=None, # override the saved attention implementation (e.g. `'sdpa'` where flash attention is missing)
+               dtype:torch.dtype|str|None=None, # cast the weights to it; `None` or `'auto'`: the saved dtype
+               subfolder:str='', # the checkpoint's folder inside `folder` or the hub repo
+               token:str|bool|None=None, # hub token, for a private repo id
+               force_download:bool=False, # download a repo id again even if it is in the HF cache
+               local_files_only:bool=False, # never use the network for a repo id: the HF cache only
               )->VitZooModel:
     "Rebuild the `VitZooModel` saved in `folder`, without network for a local folder, in eval mode"
     from vitzoo.factory import resolve_backbone_cls
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"load_model takes the path of a folder written by save_model (or a hub repo id), got {type(folder).__name__} {folder!r:.80}")
-    dev = _check_device(device)
+    dev, dtype_ = _check_device(device), check_dtype(dtype)
     check_attn_implementation(attn_implementation)
+    if not isinstance(subfolder, (str, os.PathLike)): raise TypeError(f"subfolder must be a str, got {type(subfolder).__name__}")
+    subfolder = str(subfolder)
+    if Path(folder).exists(): folder = Path(folder)/subfolder
     folder = Path(folder)
     if folder.is_file():
         inside = folder.name in (META_NAME, CONFIG_NAME, WEIGHTS_NAME) and (folder.parent/META_NAME).is_file()
         raise ValueError(f"{folder} is a file; load_model takes the folder that save_model wrote" +
                          (f": pass {folder.parent}" if inside else ", the one holding vitzoo.json, config.json and model.safetensors"))
     if not folder.exists() and re.fullmatch(r'[\w.-]+/[\w.-]+', str(folder)) and not str(folder).startswith('.'):
-        try: folder = _download(str(folder), revision, cache_dir)
+        try: folder = _download(str(folder), revision, cache_dir, subfolder, token=token, force_download=force_download,
+                                local_files_only=local_files_only)
         except Exception as e:
             raise FileNotFoundError(f"No folder {str(folder)!r} here, and it could not be fetched from the HF hub: {e}") from e
     meta = _read_meta(folder)
@@ -420,16 +544,36 @@ def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo 
                if attn not in (None, 'eager', 'sdpa') and not attn_implementation else '')
         raise CheckpointError(f"{mp} (with {cp}) does not describe a model vitzoo can build here: {e}{fix}") from e
     model.to(device=dev, dtype=dtype)
+    if callable(up := getattr(model.head, 'upgrade_state_dict', None)):
+        try: up(state, 'head.') # the head's tensors under the names an earlier vitzoo gave them
+        except ValueError as e: raise CheckpointError(f"{wp}: {e}") from None
     _check_state(model, state, wp)
     for n, p in model.named_parameters():
         if p.dtype != state[n].dtype: p.data = p.data.to(state[n].dtype)
     model.load_state_dict(state, strict=True)
+    if dtype_ is not None: model.to(dtype_)
     model.pretrained = meta.get('pretrained', True)
     model.default_outputs.update(meta.get('default_outputs', {}))
     if meta.get('backbone_frozen'): model.freeze_backbone()
     return model.eval()
 
 # %% ../nbs/07_save.ipynb #9f788d38
+def upload_folder(folder:str|Path, # a folder written by `save_model`
+                  repo_id:str, # `'user/name'` on the hub
+                  private:bool|None=None, # create the repo private
+                  token:str|None=None, # hub token; defaults to the logged-in one
+                  commit_message:str='Upload vitzoo model', # message of the commit
+                  revision:str|None=None, # branch to push to
+                 ):
+    "Upload the checkpoint in `folder` (its committed files only) to the hub repo `repo_id`, created if needed"
+    from huggingface_hub import HfApi
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    files = [META_NAME] + (meta.get('files') or [CONFIG_NAME, WEIGHTS_NAME])
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, revision=revision, allow_patterns=files)
+
 def push_to_hub(model:VitZooModel, # the model to upload
                 repo_id:str, # `'user/name'` on the hub
                 private:bool|None=None, # create the repo private
@@ -438,9 +582,6 @@ def push_to_hub(model:VitZooModel, # the model to upload
                 revision:str|None=None, # branch to push to
                ):
     "Save `model` to a temporary folder and upload it to the hub repo `repo_id`, created if needed"
-    from huggingface_hub import HfApi
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         save_model(model, d)
-        return api.upload_folder(repo_id=repo_id, folder_path=d, commit_message=commit_message, revision=revision)
+        return upload_folder(d, repo_id, private=private, token=token, commit_message=commit_message, revision=revision)
