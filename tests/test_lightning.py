@@ -69,7 +69,7 @@ def test_dropout_active_in_training(tmp_path):
     _check_modes(lit)
     after = lit.model.state_dict()
     assert not torch.equal(before['backbone.embeddings.patch_embeddings.projection.weight'], after['backbone.embeddings.patch_embeddings.projection.weight'])
-    assert not torch.equal(before['head.fc.weight'], after['head.fc.weight'])
+    assert not torch.equal(before['head.linear.weight'], after['head.linear.weight'])
 
 def test_frozen_backbone(tmp_path):
     torch.manual_seed(0)

@@ -10,6 +10,7 @@ import copy, numbers
 from abc import ABC, abstractmethod
 import torch
 from torch import nn
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['BaseHead', 'LinearHead', 'MLPHead', 'IdentityHead']
@@ -17,9 +18,14 @@ __all__ = ['BaseHead', 'LinearHead', 'MLPHead', 'IdentityHead']
 # %% ../nbs/01_heads.ipynb #1480e50a
 class BaseHead(nn.Module, ABC):
     "A module mapping pooled embeddings `(batch, input_dim)` to predictions"
+    _renamed = {} # old submodule name -> current one, for state dicts saved by earlier vitzoo versions
+
     @property
     @abstractmethod
     def input_dim(self)->int: "Width of the embeddings this head takes"
+
+    @abstractmethod
+    def forward(self, embeddings:torch.Tensor)->torch.Tensor: "Predictions `(batch, output_dim)` for `embeddings` `(batch, input_dim)`"
 
     @property
     def output_dim(self)->int|None:
@@ -41,22 +47,30 @@ def _check_dropout(p, name='dropout'):
     if not 0 <= p < 1: raise ValueError(f"{name} must be in [0, 1), got {p}" + (" (1.0 would zero every input)" if p == 1 else ''))
     return float(p)
 
+def _check_flag(v, name, hint=''):
+    "`v` as a Python bool (numpy bools accepted), else a `TypeError`: a number here is usually an argument in the wrong place"
+    if isinstance(v, bool) or (type(v).__module__ == 'numpy' and type(v).__name__ in ('bool', 'bool_')): return bool(v)
+    raise TypeError(f"{name} must be True or False, got {type(v).__name__}: {v!r}{hint}")
+
 # %% ../nbs/01_heads.ipynb #5ed15c97
 class LinearHead(BaseHead):
     "A single linear layer, with optional dropout before it"
+    _renamed = dict(fc='linear') # the layer's name in saves of vitzoo 0.0.1
     def __init__(self, input_dim:int, # embedding width
                  output_dim:int, # number of outputs (classes)
+                 bias:bool=True, # give the linear layer a bias
                  dropout:float=0.0, # dropout probability on the embeddings, in [0, 1)
                 ):
         super().__init__()
         self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
-        dropout = _check_dropout(dropout)
+        hint = f"; the arguments are (input_dim, output_dim, bias, dropout): pass dropout={bias!r} by name" if isinstance(bias, numbers.Real) else ''
+        bias, dropout = _check_flag(bias, 'bias', hint), _check_dropout(dropout)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.fc = nn.Linear(self._input_dim, self._output_dim)
+        self.linear = nn.Linear(self._input_dim, self._output_dim, bias=bias)
 
     @property
     def input_dim(self): return self._input_dim
-    def forward(self, x): return self.fc(self.dropout(x))
+    def forward(self, x): return self.linear(self.dropout(x))
 
 # %% ../nbs/01_heads.ipynb #f0c988c3
 _activations = dict(relu=nn.ReLU, gelu=nn.GELU, tanh=nn.Tanh)
@@ -67,34 +81,49 @@ def _get_act(activation):
         raise ValueError(f"Unknown activation {activation!r}; use one of {sorted(_activations)} or an nn.Module.")
     if isinstance(activation, nn.Module): return lambda: copy.deepcopy(activation)
     if isinstance(activation, type) and issubclass(activation, nn.Module): return activation
-    raise TypeError(f"activation must be a name in {sorted(_activations)} or an nn.Module, got {type(activation).__name__}")
+    hint = (f"; the arguments are (input_dim, hidden_dims, output_dim, activation, dropout, use_batch_norm): pass dropout={activation!r} by name"
+            if isinstance(activation, numbers.Real) and not isinstance(activation, bool) else '')
+    raise TypeError(f"activation must be a name in {sorted(_activations)} or an nn.Module, got {type(activation).__name__}: {activation!r}{hint}")
 
 # %% ../nbs/01_heads.ipynb #3a8c1afe
 class MLPHead(BaseHead):
-    "Hidden layers of `Linear -> activation -> Dropout`, then a linear output layer"
+    "Hidden layers of `Linear -> [BatchNorm1d] -> activation -> [Dropout]`, then a linear output layer"
+    _renamed = dict(layers='mlp') # the Sequential's name in saves of vitzoo 0.0.1
     def __init__(self, input_dim:int, # embedding width
-                 hidden_dims:list|int, # width of each hidden layer
+                 hidden_dims:list|int, # width of each hidden layer (at least one)
                  output_dim:int, # number of outputs (classes)
+                 activation:str|nn.Module='relu', # `'relu'`, `'gelu'`, `'tanh'` (any case) or a module
                  dropout:float=0.0, # dropout after each hidden activation, in [0, 1)
-                 activation:str|nn.Module='relu', # `'relu'`, `'gelu'`, `'tanh'` or a module
+                 use_batch_norm:bool=False, # a `BatchNorm1d` after each hidden linear layer
                 ):
         super().__init__()
         self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
-        if isinstance(hidden_dims, numbers.Integral): hidden_dims = [hidden_dims]
+        if isinstance(hidden_dims, numbers.Integral) and not isinstance(hidden_dims, bool): hidden_dims = [hidden_dims]
         elif isinstance(hidden_dims, (list, tuple)): hidden_dims = list(hidden_dims)
         else: raise TypeError(f"hidden_dims must be an int or a list of ints, got {type(hidden_dims).__name__}: {hidden_dims!r}")
+        if not hidden_dims: raise ValueError("hidden_dims must be a non-empty list, got []: an MLPHead has at least one hidden layer (use LinearHead for none)")
         hidden_dims = [_check_dim(h, 'each of hidden_dims') for h in hidden_dims]
-        dropout = _check_dropout(dropout)
         act = _get_act(activation)
+        dropout, bn = _check_dropout(dropout), _check_flag(use_batch_norm, 'use_batch_norm')
         layers, d = [], self._input_dim
         for h in hidden_dims:
-            layers += [nn.Linear(d, h), act()] + ([nn.Dropout(dropout)] if dropout else [])
+            layers += [nn.Linear(d, h)] + ([nn.BatchNorm1d(h)] if bn else []) + [act()] + ([nn.Dropout(dropout)] if dropout else [])
             d = h
-        self.layers = nn.Sequential(*layers, nn.Linear(d, self._output_dim))
+        self.mlp = nn.Sequential(*layers, nn.Linear(d, self._output_dim))
+        self.use_batch_norm = bn
 
     @property
     def input_dim(self): return self._input_dim
-    def forward(self, x): return self.layers(x)
+    @property
+    def activation(self)->nn.Module:
+        "The first hidden layer's activation module"
+        return self.mlp[2 if self.use_batch_norm else 1]
+
+    def forward(self, x):
+        if self.training and self.use_batch_norm and len(x) == 1:
+            raise ValueError("MLPHead(use_batch_norm=True) cannot train on a batch of 1 embedding: BatchNorm1d needs 2 or more "
+                             "for batch statistics; use batches of 2 or more (e.g. drop_last=True in the DataLoader) or call .eval()")
+        return self.mlp(x)
 
 # %% ../nbs/01_heads.ipynb #ad032b06
 class IdentityHead(BaseHead):
@@ -106,3 +135,23 @@ class IdentityHead(BaseHead):
     @property
     def input_dim(self): return self._input_dim
     def forward(self, x): return x
+
+# %% ../nbs/01_heads.ipynb #f2d403e7
+@patch
+def upgrade_state_dict(self:BaseHead, state:dict, # tensors by name, renamed in place
+                       prefix:str='', # where this head's tensors start in `state`, e.g. `'head.'`
+                      )->dict:
+    "Rename, in place, the tensors of `state` that an earlier vitzoo saved under this head's old submodule names; returns `state`"
+    for old, new in type(self)._renamed.items():
+        if old in self._modules: continue # a subclass that has a submodule of that name itself
+        for k in [k for k in state if k.startswith(f'{prefix}{old}.')]:
+            nk = f'{prefix}{new}.' + k[len(prefix) + len(old) + 1:]
+            if nk in state: raise ValueError(f"The state dict holds both {k!r} (an old {type(self).__name__} name) and {nk!r}; "
+                                             "it mixes two saves: keep one of them")
+            state[nk] = state.pop(k)
+    return state
+
+@patch
+def _load_from_state_dict(self:BaseHead, state_dict, prefix, *args, **kwargs):
+    self.upgrade_state_dict(state_dict, prefix)
+    nn.Module._load_from_state_dict(self, state_dict, prefix, *args, **kwargs)
