@@ -106,9 +106,10 @@ class VitZooModel(nn.Module):
         super().__init__()
         if pooling not in POOLINGS: raise ValueError(f"Unknown pooling {pooling!r}; use one of {POOLINGS}")
         # vit_zoo's `ViTBackbone` wrapper holds the transformers model as `.backbone`: vitzoo keeps the model itself
+        wrapper = None
         if not hasattr(backbone, 'config') and isinstance(getattr(backbone, 'backbone', None), nn.Module):
-            spec = spec or getattr(backbone, 'spec', None)
-            backbone = backbone.backbone
+            wrapper, backbone = backbone, backbone.backbone
+            spec = spec or getattr(wrapper, 'spec', None)
         self.backbone,self.pooling,self.spec = backbone,pooling,spec
         self.family = get_family(backbone.config.model_type)
         self.num_prefix_tokens = self.family.num_prefix_tokens(backbone.config)
@@ -116,6 +117,7 @@ class VitZooModel(nn.Module):
         self.default_outputs = dict(output_attentions=False, output_embeddings=False)
         self.pretrained = False # every backbone tensor came from a checkpoint (set by `build_model`, `load_model`)
         self.loading_info = None # what `build_model` loaded from the checkpoint: missing, unexpected and ignored tensors
+        if wrapper is not None: self.pretrained,self.loading_info = getattr(wrapper, 'pretrained', False),getattr(wrapper, 'loading_info', None)
         if freeze_backbone: self.freeze_backbone()
 
     @property
