@@ -202,3 +202,11 @@ def test_parameter_count_matches_timm(name):
     kw = dict(img_size=spec.config['image_size']) if spec.model_type.startswith('dinov2') else {}
     with torch.device('meta'): m = timm.create_model(TIMM[name], pretrained=False, num_classes=0, **kw)
     assert sum(p.numel() for p in m.parameters()) + _hf_extra(spec) == spec.n_params, name
+
+@pytest.mark.parametrize('name', list_models())
+def test_build_model_offline_every_name(name):
+    "`build_model(name, load_pretrained=False)` takes the factory's whole offline path for every registered name (on the meta device, so the 7B fits)"
+    from vitzoo.factory import build_model
+    with torch.device('meta'): m = build_model(name, load_pretrained=False)
+    assert sum(p.numel() for p in m.backbone.parameters()) == get_spec(name).n_params
+    assert m.spec.checkpoint == get_spec(name).checkpoint and m.embed_dim == get_spec(name).embed_dim
