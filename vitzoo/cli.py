@@ -27,16 +27,18 @@ class _Parser(argparse.ArgumentParser):
 _IMG_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
 
 def _load_model(name:str, pretrained:bool=True):
-    "A `VitZooModel` from a registry name or a folder written by `save_pretrained`"
+    "A `VitZooModel` from a registry name, a registered hub id (e.g. `facebook/dinov2-small`) or a folder written by `save_pretrained`"
+    from vitzoo.registry import spec_for_checkpoint
     p = Path(name)
     if p.is_dir():
         from vitzoo.save import load_model
         return load_model(p)
     if p.exists(): raise UsageError(f"--model {name} is a file: pass a folder written by save_pretrained, or a registry name (see `vitzoo models`)")
-    if '/' in str(name) or os.sep in str(name):
-        raise UsageError(f"--model {name}: no such folder; pass a folder written by save_pretrained, or a registry name (see `vitzoo models`)")
+    hub = spec_for_checkpoint(str(name)) is not None
+    if not hub and ('/' in str(name) or os.sep in str(name)):
+        raise UsageError(f"--model {name}: no such folder; pass a folder written by save_pretrained, a registry name or a registered hub id (see `vitzoo models`)")
     from vitzoo.factory import build_model, CheckpointNotFoundError
-    try: return build_model(name, load_pretrained=pretrained) # an unknown name raises with close matches
+    try: return build_model(None if hub else name, model_name=name if hub else None, load_pretrained=pretrained) # an unknown name raises with close matches
     except CheckpointNotFoundError as e: # its remedies are for Python: say what they are on the command line
         raise UsageError(f"{e}\nOn the command line: --model also takes a folder written by save_pretrained, and "
                          "--no-pretrained builds without weights.") from e
@@ -143,13 +145,14 @@ def _check_data(data:Path, bs:int, valid_pct:float)->list:
                                       f"incomplete last batch, so nothing would train): pass --bs {n_train} or less, or add images")
     return sorted(ctr)
 
-def _finetune_dls(data, size, bs, valid_pct, seed):
-    from fastai.vision.all import ImageDataLoaders, Resize, aug_transforms
+def _finetune_dls(data, tfms, bs, valid_pct, seed):
+    "fastai `DataLoaders` of `data`: resized, cropped and normalised as the checkpoint's image processor does (`tfms`), lightly augmented"
+    from fastai.vision.all import ImageDataLoaders, aug_transforms
     data = Path(data)
-    tfms = dict(item_tfms=Resize(size), bs=bs, num_workers=0, seed=seed,
-                batch_tfms=aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, p_lighting=0))
-    if (data/'train').is_dir(): return ImageDataLoaders.from_folder(data, train='train', valid='valid', **tfms)
-    return ImageDataLoaders.from_folder(data, valid_pct=valid_pct, **tfms)
+    kw = dict(item_tfms=tfms.item_tfms, bs=bs, num_workers=0, seed=seed,
+              batch_tfms=aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, p_lighting=0) + tfms.batch_tfms)
+    if (data/'train').is_dir(): return ImageDataLoaders.from_folder(data, train='train', valid='valid', **kw)
+    return ImageDataLoaders.from_folder(data, valid_pct=valid_pct, **kw)
 
 # %% ../nbs/08_cli.ipynb #5426dc67
 def _history_cb():
@@ -207,6 +210,7 @@ def finetune(data=None, # image folder; `None`: the embedded digits default
     from fastai.losses import LabelSmoothingCrossEntropyFlat
     from vitzoo.learner import vit_learner
     from vitzoo.factory import build_model
+    from vitzoo.transforms import checkpoint_transforms
     import matplotlib; matplotlib.use('Agg')
     torch.manual_seed(seed)
     if model is None: m = build_model(d['model'], load_pretrained=False, config_kwargs=d['config_kwargs'])
@@ -216,7 +220,7 @@ def finetune(data=None, # image folder; `None`: the embedded digits default
         from vitzoo.data import digits_folder
         data = digits_folder(out/'data', size=d['size'], seed=seed)
         _check_data(data, bs, valid_pct)
-    dls = _finetune_dls(data, size, bs, valid_pct, seed)
+    dls = _finetune_dls(data, checkpoint_transforms(m, size), bs, valid_pct, seed)
     learn = vit_learner(dls, m, metrics=accuracy, loss_func=LabelSmoothingCrossEntropyFlat(), layer_decay=layer_decay,
                         pretrained=m.pretrained)
     epochs, lr = epochs or d['epochs'], lr or (d['lr'] if model is None else 1e-3)
@@ -286,7 +290,7 @@ def cmd_attention(args):
     _check_image(img)
     out = _out_path(args.output, _FIG_EXTS)
     m = _require_spec(_load_model(args.model, not args.no_pretrained), args.model).eval() # maps of the model as it predicts
-    x = preprocess(img, m.spec, _check_size(args.size, m))[None]
+    x = preprocess(img, m, _check_size(args.size, m), m.config.num_channels)[None] # as the checkpoint's processor prepares it
     fig = attention_grid(m, x, layer=args.layer)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches='tight', dpi=100)

@@ -23,6 +23,8 @@ from fastai.optimizer import Adam
 from fastai.torch_core import defaults, to_float, rank_distrib
 from fastcore.basics import store_attr, patch
 from .factory import build_model
+from .registry import get_spec
+from .transforms import checkpoint_transforms
 from .model import VitZooModel, _make_head
 from .heads import BaseHead, IdentityHead, LinearHead
 
@@ -193,13 +195,19 @@ def _check_args(lr, wd, moms, cbs, metrics, loss_func, opt_func):
     if loss_func is not None and not callable(loss_func): raise TypeError(f"loss_func must be callable, got {type(loss_func).__name__}")
     if not callable(opt_func): raise TypeError(f"opt_func must be a fastai optimizer function like Adam, got {type(opt_func).__name__}")
 
-def _add_norm(dls, spec):
-    if not any(isinstance(t, Normalize) for t in dls.after_batch.fs):
-        dls.add_tfms([Normalize.from_stats(spec.mean, spec.std)], 'after_batch')
+def _add_norm(dls, model):
+    "Add the checkpoint's `Normalize` (its processor's rescale and normalisation, see `checkpoint_transforms`) unless `dls` has one"
+    if any(isinstance(t, Normalize) for t in dls.after_batch.fs): return
+    if model.spec is None: raise ValueError("The model has no spec to normalise images with: add a Normalize to dls yourself, or pass normalize=False")
+    dls.add_tfms(checkpoint_transforms(model).batch_tfms, 'after_batch')
+
+def _is_registry_name(s:str)->bool:
+    try: get_spec(s); return True
+    except (KeyError, ValueError): return False
 
 # %% ../nbs/04_learner.ipynb #399c5895
 def vit_learner(dls, # fastai `DataLoaders` of images and labels
-                arch:str|VitZooModel, # registry name, or a model from `build_model`
+                arch:str|Path|VitZooModel, # registry name, hub id or folder (HF checkpoint or vitzoo save), or a model from `build_model`
                 normalize:bool=True, # add the checkpoint's `Normalize` to `dls` (once)
                 n_out:int|None=None, # outputs of the head; default: `get_c(dls)`
                 pretrained:bool|None=None, # load weights (registry name); default: True, or the model's own state
@@ -214,7 +222,7 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 pooling:str|None=None, # pooling for a registry name or folder; default: the saved model's, else `'cls'`
                 freeze_backbone:bool|None=None, # start frozen; default: if pretrained
                 backbone_dropout:float=0.0, drop_path_rate:float=0.0, config_kwargs:dict|None=None,
-                model_name:str|None=None, # other checkpoint for a registry name
+                model_name:str|None=None, # other checkpoint (hub id or folder) for a registry name
                 layer_decay:float|None=None, # per-block lr decay in (0, 1] (e.g. 0.75), one group per block
                 block_groups:int=1, # parameter groups for the blocks, without `layer_decay`
                )->ViTLearner:
@@ -234,8 +242,12 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
     else: n_out = c
     cbs = list(cbs) if isinstance(cbs, (list, tuple)) else ([cbs] if cbs is not None else [])
     _check_args(lr, wd, moms, cbs, metrics, loss_func, opt_func)
-    if isinstance(arch, str):
+    if isinstance(arch, (str, Path)):
         if head is None and not n_out: raise ValueError("Could not infer n_out from dls (it has no vocab or `c`): pass n_out")
+        # a registry name, else a folder or a hub id (a name without '/' that is no folder is taken for a registry name)
+        hub = not _is_registry_name(str(arch)) and (Path(arch).is_dir() or '/' in str(arch))
+        if hub and model_name is not None: raise ValueError(f"arch={str(arch)!r} is a checkpoint already: drop model_name={model_name!r}")
+        arch, model_name = (None, str(arch)) if hub else (str(arch), model_name)
         model = build_model(arch, model_name=model_name, head=n_out if head is None else head,
                             load_pretrained=True if pretrained is None else pretrained, backbone_dropout=backbone_dropout,
                             drop_path_rate=drop_path_rate, config_kwargs=config_kwargs, pooling=pooling)
@@ -244,18 +256,18 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
         if isinstance(arch, FastVitZooModel): raise TypeError("arch is a fast_inference model, which cannot train: pass the model you gave fast_inference")
         given = {k: v for k, v, d in [('model_name', model_name, None), ('config_kwargs', config_kwargs, None), ('pooling', pooling, None),
                  ('backbone_dropout', backbone_dropout, 0.0), ('drop_path_rate', drop_path_rate, 0.0)] if v != d}
-        if given: raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} apply only when arch is a registry name; "
+        if given: raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} apply only when arch is a registry name, hub id or folder; "
                                    "arch is a built model, so pass them to build_model instead")
         model = arch
         if head is not None: model.head = _make_head(head, model.pooled_dim)
         elif isinstance(model.head, IdentityHead):
             if not n_out: raise ValueError("The model has no head and dls has no vocab or `c`: pass n_out or a head")
             model.head = LinearHead(model.pooled_dim, n_out)
-    else: raise TypeError(f"arch must be a registry name or a VitZooModel from build_model, got {type(arch).__name__}")
+    else: raise TypeError(f"arch must be a registry name or a VitZooModel from build_model, got {type(arch).__name__} (a hub id or folder works too)")
     if n_out and model.head.output_dim not in (None, n_out):
         raise ValueError(f"The head has {model.head.output_dim} outputs but dls has {n_out} classes: pass a matching head or n_out")
     pretrained = model.pretrained if pretrained is None else pretrained
-    if normalize: _add_norm(dls, model.spec)
+    if normalize: _add_norm(dls, model)
     if layer_decay is not None:
         n = len(model.blocks)
         cbs.append(LayerDecay(layer_decay_mults(n, layer_decay)))

@@ -20,6 +20,7 @@ from .model import VitZooModel, POOLINGS, pool_tokens, check_pixel_values
 from .heads import LinearHead
 from .attention import eval_mode
 from .fast import bf16_supported
+from .transforms import checkpoint_transforms
 
 # %% auto #0
 __all__ = ['PROBE_POOLINGS', 'BF16_MODES', 'preprocess', 'feature_dim', 'pooled_features', 'default_bf16_mode', 'Features',
@@ -27,25 +28,12 @@ __all__ = ['PROBE_POOLINGS', 'BF16_MODES', 'preprocess', 'feature_dim', 'pooled_
            'knn_classifier']
 
 # %% ../nbs/06_probe.ipynb #04a8621b
-def preprocess(img, # a PIL image, or the path of an image file
-               spec:ModelSpec, # gives `image_size`, `crop_pct`, `interpolation`, `mean` and `std`
-               size:int|None=None, # output side instead of `spec.image_size`
+def preprocess(img, # PIL image, image file path, or image tensor/array (what `CheckpointTransforms` takes)
+               spec, # whose preprocessing: a `ModelSpec`, registry name, hub id, folder, processor dict or model
+               size:int|None=None, # output side instead of the checkpoint's (the resize scales with it)
                num_channels:int=3): # 3 (RGB) or 1 (greyscale)
-    "Normalised `(num_channels, size, size)` float tensor of `img`, resized and centre-cropped as `spec` says"
-    from PIL import Image
-    if isinstance(img, (str, Path)):
-        with Image.open(img) as im: img = im.convert('RGB' if num_channels == 3 else 'L')
-    elif isinstance(img, Image.Image): img = img.convert('RGB' if num_channels == 3 else 'L')
-    else: raise TypeError(f"Expected a PIL image or an image file path, got {type(img).__name__}")
-    size = size or spec.image_size
-    short, (w, h) = math.floor(size / spec.crop_pct), img.size
-    nw, nh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-    if (nw, nh) != (w, h): img = img.resize((nw, nh), getattr(Image.Resampling, spec.interpolation.upper()))
-    left, top = int(round((nw - size) / 2)), int(round((nh - size) / 2))
-    img = img.crop((left, top, left + size, top + size))
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255)
-    x = x.permute(2, 0, 1) if x.ndim == 3 else x[None]
-    return (x - torch.tensor(spec.mean[:num_channels])[:, None, None]) / torch.tensor(spec.std[:num_channels])[:, None, None]
+    "Normalised float tensor of `img`, prepared exactly as the checkpoint's HF image processor prepares it"
+    return checkpoint_transforms(spec, size, num_channels)(img)
 
 # %% ../nbs/06_probe.ipynb #d514acfa
 PROBE_POOLINGS = POOLINGS + ('dinov2',)
@@ -161,7 +149,7 @@ def _batches(model, items, labels, bs, size, ds_idx):
                 raise TypeError(f"items[{i}] is a {type(o).__name__}; a list of items must hold image file paths or PIL images")
         if model.spec is None: raise ValueError("The model has no spec to preprocess images with: pass a tensor of normalised images")
         y = _as_labels(labels, len(items))
-        tfm = lambda o: preprocess(o, model.spec, size, model.config.num_channels)
+        tfm = checkpoint_transforms(model, size) # the checkpoint's processor, at the model's image size
         return ((torch.stack([tfm(o) for o in items[i:i+bs]]), None if y is None else y[i:i+bs])
                 for i in range(0, len(items), bs)), math.ceil(len(items)/bs)
     from fastai.data.core import DataLoaders
@@ -309,8 +297,8 @@ def fit_linear_head(train:Features, # cached training features and labels
                 h.update(valid_loss=F.cross_entropy(out, valid.labels.long()).item(), accuracy=(out.argmax(1) == valid.labels).float().mean().item())
             hist.append(h)
     with torch.no_grad():
-        head.fc.weight.div_(sd)
-        head.fc.bias.sub_(head.fc.weight @ mu)
+        head.linear.weight.div_(sd)
+        head.linear.bias.sub_(head.linear.weight @ mu)
     return head.eval(), hist
 
 # %% ../nbs/06_probe.ipynb #17cd5f23
