@@ -107,15 +107,15 @@ class KeepOutputs(Callback):
     def after_cancel_batch(self): self._reset()
 
 # %% ../nbs/04_learner.ipynb #1df4eb80
-_no_wd_names = ('cls_token', 'position_embedding', 'register_tokens', 'mask_token', 'distillation_token', 'class_embedding')
+_no_wd_names = ('cls_token', 'position_embedding', 'register_tokens', 'mask_token', 'distillation_token', 'class_embedding', 'lambda1')
 
 class ViTLearner(Learner):
     "A fastai `Learner` for a `VitZooModel`"
     def create_opt(self):
         super().create_opt()
         model = getattr(self.model, 'module', self.model)
-        for n, p in model.backbone.named_parameters():
-            if any(k in n for k in _no_wd_names) and p in self.opt.state: self.opt.state[p]['do_wd'] = False
+        for n, p in model.backbone.named_parameters(): # fastai's state is a defaultdict: set the flag on every match
+            if any(k in n for k in _no_wd_names): self.opt.state[p]['do_wd'] = False
 
 # %% ../nbs/04_learner.ipynb #df609bce
 @patch

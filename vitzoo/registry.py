@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 __all__ = ['FAMILIES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INCEPTION_MEAN', 'INCEPTION_STD', 'CLIP_MEAN', 'CLIP_STD', 'SAT_MEAN',
            'SAT_STD', 'DEFAULT_MODELS', 'Family', 'get_family', 'processor_fields', 'ModelSpec', 'list_models',
            'get_spec', 'spec_for_checkpoint', 'register_model', 'unregister_model', 'model_registry', 'registry_table',
-           'registry_markdown']
+           'registry_markdown', 'registry_overview']
 
 # %% ../nbs/00_registry.ipynb #60394e45
 @dataclass(frozen=True)
@@ -440,3 +440,16 @@ def registry_markdown(pattern:str='*')->str:
     cols = list(rows[0]) if rows else ['name']
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
     return '\n'.join(lines + ['| ' + ' | '.join(f'`{r[c]}`' if c in ('name', 'checkpoint') else str(r[c]) for c in cols) + ' |' for r in rows])
+
+# %% ../nbs/00_registry.ipynb #f14a4b28
+_OVERVIEW = [('ViT', 'vanilla_vit', 'vit-*'), ('DeiT', 'deit_vit', 'deit-*'), ('DINO', 'dino_vit', 'dino-*'),
+             ('DINOv2', 'dino_v2_vit', 'dinov2-[sblg]*'), ('DINOv2 with registers', 'dinov2_reg_vit', 'dinov2-with-registers-*'),
+             ('DINOv3', 'dinov3_vit', 'dinov3-*'), ('CLIP vision', 'clip_vit', 'clip-*')]
+
+def registry_overview()->str:
+    "One Markdown row per family: its vit_zoo name and every official checkpoint's registry name with its backbone size"
+    rows = ['| family | vit_zoo name (default) | official checkpoints (backbone parameters) |', '|---|---|---|']
+    for fam, seed, pat in _OVERVIEW:
+        cks = ', '.join(f"`{n}` ({_fmt_params(get_spec(n).n_params)})" for n in sorted(list_models(pat), key=lambda n: (get_spec(n).n_params, n)))
+        rows.append(f"| {fam} | `{seed}` = `{get_spec(seed).checkpoint}` | {cks} |")
+    return '\n'.join(rows)
