@@ -20,16 +20,19 @@ from fastai.callback.progress import ProgressCallback
 from fastai.data.transforms import Normalize, get_c
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.optimizer import Adam
-from fastai.torch_core import defaults, to_float, rank_distrib
+from fastai.torch_core import defaults, to_float, rank_distrib, apply_init
 from fastcore.basics import store_attr, patch
+from fastcore.meta import delegates
 from .factory import build_model
 from .registry import get_spec
 from .transforms import checkpoint_transforms
 from .model import VitZooModel, _make_head
-from .heads import BaseHead, IdentityHead, LinearHead
+from .heads import BaseHead, IdentityHead, LinearHead, _check_dim, _check_dropout, _check_flag
+from .save import register_head, _HEADS
 
 # %% auto #0
-__all__ = ['vit_splitter', 'layer_decay_mults', 'LayerDecay', 'BF16Autocast', 'KeepOutputs', 'ViTLearner', 'vit_learner']
+__all__ = ['vit_splitter', 'layer_decay_mults', 'LayerDecay', 'BF16Autocast', 'KeepOutputs', 'ViTLearner', 'FastaiHead',
+           'ModuleHead', 'vit_learner']
 
 # %% ../nbs/04_learner.ipynb #218aead3
 def _check_int(v, name:str, lo:int=1, hi:int|None=None, what:str=''):
@@ -166,6 +169,41 @@ def _check_dls(dls):
     n = len(b) if isinstance(b, (tuple, list)) else 1
     if n <= n_inp: raise ValueError(f"dls yields batches of {n} element(s) with no targets: vit_learner needs labelled "
                                     "data (for unlabelled images, extract embeddings instead)")
+    return b[0] if isinstance(b, (tuple, list)) else b
+
+def _check_images(x, model, n_in):
+    "The batch `x` of `dls` fits `model` (channels, sides a multiple of the patch), else the fix, before anything trains"
+    if not (isinstance(x, torch.Tensor) and x.ndim == 4): return # not images: left to the model's own checks
+    c, p, (h, w) = model.config.num_channels, model.patch_size, x.shape[-2:]
+    if x.shape[1] != c:
+        fix = (f"pass n_in={x.shape[1]}" if n_in is not None else f"pass n_in={x.shape[1]} to adapt the patch embedding" if c == 3 else
+               f"give it {c}-channel images" + (" (PILImageBW in the DataBlock)" if c == 1 else ''))
+        raise ValueError(f"dls yields {x.shape[1]}-channel images (batch shape {tuple(x.shape)}) but the model takes {c}: {fix}")
+    if h % p or w % p:
+        near = lambda v: -(-v // p) * p
+        raise ValueError(f"dls yields {h}x{w} images, not a multiple of the model's {p}-pixel patches: resize them in the "
+                         f"DataLoaders, e.g. item_tfms=Resize({near(max(h, w))}) (or the checkpoint's own, "
+                         f"checkpoint_transforms(arch).item_tfms)")
+
+def _update_patch_embed(model:VitZooModel, n_in:int, pretrained:bool):
+    "fastai's `_update_first_layer` for a ViT: the patch-embedding convolution takes `n_in` channels"
+    bb = model.backbone
+    name, conv = next((n, m) for n, m in bb.named_modules() if isinstance(m, nn.Conv2d))
+    if conv.in_channels == n_in: return
+    if conv.in_channels != 3: raise ValueError(f"n_in={n_in} adapts an RGB model, but this one's patch embedding takes {conv.in_channels} channels")
+    from fastai.vision.learner import _load_pretrained_weights
+    new = nn.Conv2d(n_in, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups,
+                    conv.bias is not None, conv.padding_mode).to(conv.weight)
+    if pretrained: # fastai's rule: 1 channel sums the RGB weights, 2 take R and G times 1.5, more keep RGB and start the rest at 0
+        with torch.no_grad():
+            _load_pretrained_weights(new, conv)
+            if conv.bias is not None: new.bias.copy_(conv.bias) # fastai leaves the bias random: keep the checkpoint's
+    new.requires_grad_(conv.weight.requires_grad)
+    parent, _, attr = name.rpartition('.')
+    setattr(bb.get_submodule(parent), attr, new)
+    for m in bb.modules(): # transformers' patch embeddings check the channels against their own `num_channels`
+        if isinstance(getattr(m, 'num_channels', None), int): m.num_channels = n_in
+    bb.config.num_channels = n_in
 
 def _check_bool(v, name, none_ok=False):
     if (v is None and none_ok) or isinstance(v, (bool, np.bool_)): return None if v is None else bool(v)
@@ -199,18 +237,152 @@ def _add_norm(dls, model):
     "Add the checkpoint's `Normalize` (its processor's rescale and normalisation, see `checkpoint_transforms`) unless `dls` has one"
     if any(isinstance(t, Normalize) for t in dls.after_batch.fs): return
     if model.spec is None: raise ValueError("The model has no spec to normalise images with: add a Normalize to dls yourself, or pass normalize=False")
-    dls.add_tfms(checkpoint_transforms(model).batch_tfms, 'after_batch')
+    c = model.config.num_channels
+    norm, = checkpoint_transforms(model.spec, num_channels=1 if c == 1 else 3).batch_tfms # greyscale: see checkpoint_transforms
+    if c > norm.mean.shape[1]: # channels beyond RGB (n_in=4): the average of the RGB statistics
+        norm = Normalize(*(torch.cat([t, t.mean(1, keepdim=True).expand(-1, c - t.shape[1], -1, -1)], 1) for t in (norm.mean, norm.std)))
+    dls.add_tfms([norm], 'after_batch')
 
 def _is_registry_name(s:str)->bool:
     try: get_spec(s); return True
     except (KeyError, ValueError): return False
 
+# %% ../nbs/04_learner.ipynb #8b413f4a
+def _check_ps(ps, n_layers:int):
+    "fastai's `ps`: one dropout probability, or one per linear layer"
+    many = isinstance(ps, (list, tuple))
+    vals = list(ps) if many else [ps]
+    if many and len(vals) not in (1, n_layers):
+        raise ValueError(f"ps has {len(vals)} dropout probabilities but the head has {n_layers} linear layers: pass one number, or {n_layers}")
+    return [_check_dropout(p, 'each of ps' if many else 'ps') for p in vals] if many else _check_dropout(ps, 'ps')
+
+def _check_y_range(y_range):
+    if y_range is None: return None
+    if not (isinstance(y_range, (tuple, list)) and len(y_range) == 2 and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in y_range)):
+        raise TypeError(f"y_range must be (low, high), two numbers, like (0, 5), got {y_range!r}")
+    if not y_range[0] < y_range[1]: raise ValueError(f"y_range must be (low, high) with low < high, got {tuple(y_range)}")
+    return [v if type(v) is int else float(v) for v in y_range] # JSON-able, as given (numpy numbers become floats)
+
+def _register(name:str):
+    "`register_head` for vitzoo's own heads, which may be defined again (running this notebook): the latest definition wins"
+    def deco(cls):
+        _HEADS.pop(name, None)
+        return register_head(cls, name=name)
+    return deco
+
+@_register('FastaiHead')
+class FastaiHead(BaseHead):
+    "fastai's `create_head` on the pooled embedding: `LinBnDrop` layers through `lin_ftrs`, then `SigmoidRange` if `y_range`"
+    def __init__(self, input_dim:int, # embedding width (`model.pooled_dim`)
+                 output_dim:int, # number of outputs
+                 lin_ftrs:list|None=None, # hidden widths; `None`: `[512]` as in fastai, `[]`: none
+                 ps:float|list=0.5, # dropout: one probability (halved for the hidden layers, as fastai does) or one per linear layer
+                 first_bn:bool=True, # a `BatchNorm1d` on the embedding
+                 bn_final:bool=False, # a `BatchNorm1d` on the outputs
+                 lin_first:bool=False, # linear layer before batch norm and dropout in each `LinBnDrop`
+                 y_range:tuple|None=None, # `(low, high)`: a `SigmoidRange` squashes the outputs into it (regression)
+                ):
+        super().__init__()
+        from fastai.vision.learner import create_head
+        self._input_dim,self._output_dim = _check_dim(input_dim, 'input_dim'),_check_dim(output_dim, 'output_dim')
+        if lin_ftrs is not None:
+            if not isinstance(lin_ftrs, (list, tuple)): raise TypeError(f"lin_ftrs must be a list of hidden widths (e.g. [512]), got {type(lin_ftrs).__name__}: {lin_ftrs!r}")
+            lin_ftrs = [_check_dim(h, 'each of lin_ftrs') for h in lin_ftrs]
+        n_layers = 2 if lin_ftrs is None else len(lin_ftrs) + 1
+        ps = _check_ps(ps, n_layers)
+        flags = {k: _check_flag(v, k) for k, v in dict(first_bn=first_bn, bn_final=bn_final, lin_first=lin_first).items()}
+        self._cfg = dict(input_dim=self._input_dim, output_dim=self._output_dim, lin_ftrs=lin_ftrs, ps=ps, **flags, y_range=_check_y_range(y_range))
+        self.layers = create_head(self._input_dim, self._output_dim, lin_ftrs=lin_ftrs, ps=ps, pool=False, concat_pool=False,
+                                  first_bn=flags['first_bn'], bn_final=flags['bn_final'], lin_first=flags['lin_first'], y_range=self._cfg['y_range'])
+    @property
+    def input_dim(self): return self._input_dim
+    def get_config(self)->dict: return dict(self._cfg)
+    def forward(self, x):
+        if self.training and len(x) == 1 and any(isinstance(m, nn.BatchNorm1d) for m in self.layers):
+            raise ValueError("A FastaiHead with batch norm (first_bn/bn_final, or hidden layers) cannot train on a batch of 1 embedding: "
+                             "use batches of 2 or more (drop_last=True in the DataLoader) or first_bn=False, lin_ftrs=[]")
+        return self.layers(x)
+
+# %% ../nbs/04_learner.ipynb #18566f1c
+@_register('vitzoo.learner.ModuleHead')
+class ModuleHead(BaseHead):
+    "Any `nn.Module` mapping pooled embeddings `(batch, input_dim)` to `(batch, output_dim)`, as a vitzoo head"
+    def __init__(self, module:nn.Module, # your head
+                 input_dim:int, # the embedding width it takes
+                 output_dim:int|None=None, # its number of outputs, when known
+                ):
+        super().__init__()
+        if not isinstance(module, nn.Module): raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+        self.module, self._input_dim = module, _check_dim(input_dim, 'input_dim')
+        self._output_dim = None if output_dim is None else _check_dim(output_dim, 'output_dim')
+    @property
+    def input_dim(self): return self._input_dim
+    def forward(self, x): return self.module(x)
+    def get_config(self):
+        raise TypeError(f"save_model cannot rebuild a custom_head that is a plain nn.Module ({type(self.module).__name__}): save the "
+                        "learner with learn.export(), or the weights with torch.save(model.state_dict(), ...), or make the head a "
+                        "BaseHead subclass with a get_config() method, decorated with @vitzoo.save.register_head, and pass that")
+
+def _custom_head(head, pooled_dim:int)->BaseHead:
+    "`head` (a `BaseHead`, or any `nn.Module` taking `(batch, pooled_dim)`) as a `BaseHead`, checked on a dummy batch"
+    if isinstance(head, BaseHead): return _make_head(head, pooled_dim)
+    if not isinstance(head, nn.Module): raise TypeError(f"custom_head must be an nn.Module taking the pooled embedding, got {type(head).__name__}: {head!r:.80}")
+    lin = next((m for m in head.modules() if isinstance(m, nn.Linear)), None)
+    if lin is not None and not isinstance(lin, nn.LazyLinear) and lin.in_features != pooled_dim:
+        raise ValueError(f"custom_head's first Linear takes {lin.in_features} features but the model's pooled embedding has "
+                         f"{pooled_dim} (`model.pooled_dim`): build it with nn.Linear({pooled_dim}, ...)")
+    p = next(head.parameters(), None)
+    x = torch.zeros(2, pooled_dim, dtype=p.dtype if p is not None else torch.float32, device=p.device if p is not None else 'cpu')
+    was = head.training
+    try:
+        with torch.no_grad(): out = head.eval()(x)
+    except Exception as e: raise ValueError(f"custom_head fails on pooled embeddings of shape (2, {pooled_dim}): {type(e).__name__}: {e}") from None
+    finally: head.train(was)
+    if not (isinstance(out, torch.Tensor) and out.ndim == 2 and len(out) == 2):
+        raise ValueError(f"custom_head must map (batch, {pooled_dim}) embeddings to (batch, outputs), got "
+                         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for a batch of 2")
+    return ModuleHead(head, pooled_dim, out.shape[1])
+
 # %% ../nbs/04_learner.ipynb #399c5895
+_BUILD_ARGS = ('backbone_cls', 'strict') # `build_model` arguments `**kwargs` may hold; any other key is a config value
+
+def _head_args(custom_head, head, init, lin_ftrs, ps, first_bn, bn_final, lin_first, y_range):
+    "Check fastai's head arguments together: the recipe's (`lin_ftrs`...) build a head, so a head passed as well is refused"
+    if head is not None and custom_head is not None: raise ValueError("Pass the head once: custom_head (any nn.Module) or head (an int or a BaseHead), not both")
+    recipe = {k: v for k, v in dict(lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn, bn_final=bn_final, lin_first=lin_first).items() if v is not None}
+    if (custom_head is not None or head is not None) and (recipe or y_range is not None):
+        given = ', '.join(f"{k}={v!r}" for k, v in {**recipe, 'y_range': y_range}.items() if v is not None)
+        raise ValueError(f"{given} build vit_learner's own head, but a head was passed too (custom_head/head is used as is): drop one "
+                         "(for a bounded output, end your head with fastai's SigmoidRange(low, high))")
+    if init is not None and not callable(init): raise TypeError(f"init must be an initialisation function like nn.init.kaiming_normal_, got {init!r}")
+    return recipe
+
+def _fastai_head(pooled_dim, n_out, recipe, y_range)->BaseHead|None:
+    "The head fastai's arguments ask for: `create_head`'s recipe if any of its arguments is given, a linear layer for `y_range` alone"
+    if recipe: return FastaiHead(pooled_dim, n_out, **{**dict(ps=0.5, first_bn=True, bn_final=False, lin_first=False), **recipe}, y_range=y_range)
+    if y_range is not None: return FastaiHead(pooled_dim, n_out, lin_ftrs=[], ps=0.0, first_bn=False, y_range=y_range)
+    return None
+
+def _not_for_vits(cut, weights, concat_pool, pool):
+    "`vision_learner` arguments that have no meaning for a ViT: their neutral values pass, anything else is explained"
+    if cut is not None: raise ValueError(f"cut={cut!r} cuts a CNN before its pooling layer; a ViT has none: its head takes the pooled "
+                                         "final-norm tokens. For another embedding choose pooling ('cls', 'mean', 'cls+mean'), or read "
+                                         "intermediate blocks with model.backbone_outputs(x, output_hidden_states=True)")
+    if weights is not None: raise ValueError(f"weights={weights!r} picks torchvision weights; a ViT's weights are its checkpoint: pass "
+                                             "a hub id or folder as arch, or model_name=")
+    if concat_pool: raise ValueError("concat_pool=True concatenates a CNN's average and max pooling; a ViT's embedding is pooled by "
+                                     "`pooling`: pass pooling='cls+mean' to concatenate the CLS token and the mean of the patch tokens")
+    if pool is False: raise ValueError("pool=False leaves a CNN's feature map unpooled; a ViT's head always takes the pooled embedding "
+                                       "(per-token features: model.tokens(x))")
+
+@delegates(build_model, keep=True, but=['model_type', 'model_name', 'head', 'freeze_backbone', 'load_pretrained', 'backbone_dropout',
+                                        'config_kwargs', 'pooling', 'drop_path_rate'])
 def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 arch:str|Path|VitZooModel, # registry name, hub id or folder (HF checkpoint or vitzoo save), or a model from `build_model`
                 normalize:bool=True, # add the checkpoint's `Normalize` to `dls` (once)
                 n_out:int|None=None, # outputs of the head; default: `get_c(dls)`
                 pretrained:bool|None=None, # load weights (registry name); default: True, or the model's own state
+                weights=None, # torchvision's weights: not applicable (the checkpoint is `arch` or `model_name`)
                 loss_func:Callable|None=None, # default: from `dls`
                 opt_func:Callable=Adam, lr:float|slice=defaults.lr,
                 splitter:Callable|None=None, # default: `vit_splitter`
@@ -218,6 +390,18 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 model_dir:str|Path='models', wd:float|None=None, wd_bn_bias:bool=False,
                 train_bn:bool=False, # keep the backbone's LayerNorms trainable when frozen
                 moms=(0.95,0.85,0.95),
+                cut=None, # not applicable: a ViT has no pooling layer to cut before
+                init:Callable|None=None, # initialise the head vit_learner builds (or `custom_head`) with it, e.g. `nn.init.kaiming_normal_`; default: as built
+                custom_head:nn.Module|None=None, # any module taking the pooled embedding `(batch, model.pooled_dim)`
+                concat_pool:bool|None=None, # not applicable (use `pooling='cls+mean'`): only `None`/`False`
+                pool:bool|None=None, # not applicable: a ViT's head always takes the pooled embedding (`None`/`True`)
+                lin_ftrs:list|None=None, # fastai's head: hidden widths (giving any of `lin_ftrs`..`lin_first` builds `FastaiHead`)
+                ps:float|list|None=None, # fastai's head: dropout (default 0.5 when the recipe is used)
+                first_bn:bool|None=None, # fastai's head: batch norm on the embedding (default True)
+                bn_final:bool|None=None, # fastai's head: batch norm on the outputs (default False)
+                lin_first:bool|None=None, # fastai's head: linear before batch norm and dropout (default False)
+                y_range:tuple|None=None, # `(low, high)`: a `SigmoidRange` after the head, for regression
+                n_in:int|None=None, # image channels (e.g. 1 or 4): adapts the patch embedding as fastai does a CNN's first layer
                 head:BaseHead|int|None=None, # head for a registry name (default: `LinearHead` with `n_out` outputs)
                 pooling:str|None=None, # pooling for a registry name or folder; default: the saved model's, else `'cls'`
                 freeze_backbone:bool|None=None, # start frozen; default: if pretrained
@@ -225,9 +409,10 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 model_name:str|None=None, # other checkpoint (hub id or folder) for a registry name
                 layer_decay:float|None=None, # per-block lr decay in (0, 1] (e.g. 0.75), one group per block
                 block_groups:int=1, # parameter groups for the blocks, without `layer_decay`
+                **kwargs, # to `build_model` (`backbone_cls`, `strict`), or config values such as `attn_implementation='eager'`
                )->ViTLearner:
     "A fastai `Learner` fine-tuning a HuggingFace ViT, like `vision_learner`"
-    _check_dls(dls)
+    x = _check_dls(dls)
     normalize, train_bn, wd_bn_bias = (_check_bool(v, k) for k, v in dict(normalize=normalize, train_bn=train_bn, wd_bn_bias=wd_bn_bias).items())
     pretrained, freeze_backbone = _check_bool(pretrained, 'pretrained', True), _check_bool(freeze_backbone, 'freeze_backbone', True)
     block_groups = _check_int(block_groups, 'block_groups')
@@ -235,6 +420,9 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
     if layer_decay is not None:
         layer_decay_mults(1, layer_decay)
         if splitter is not None: raise ValueError("layer_decay sets its own per-block splitter: do not pass splitter too")
+    _not_for_vits(cut, weights, concat_pool, pool)
+    recipe = _head_args(custom_head, head, init, lin_ftrs, ps, first_bn, bn_final, lin_first, y_range)
+    if n_in is not None: n_in = _check_int(n_in, 'n_in', 1, what=' (image channels)')
     c = get_c(dls)
     if n_out is not None:
         n_out = _check_int(n_out, 'n_out', what=' (the number of outputs of the head)')
@@ -242,31 +430,52 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
     else: n_out = c
     cbs = list(cbs) if isinstance(cbs, (list, tuple)) else ([cbs] if cbs is not None else [])
     _check_args(lr, wd, moms, cbs, metrics, loss_func, opt_func)
+    build_kw = {k: kwargs.pop(k) for k in _BUILD_ARGS if k in kwargs}
+    if kwargs: # config values, like timm's `create_model(**kwargs)`
+        if clash := sorted(set(kwargs) & set(config_kwargs or {})): raise ValueError(f"{clash} given both as arguments and in config_kwargs: pass each once")
+        if config_kwargs is not None and not isinstance(config_kwargs, dict): raise TypeError(f"config_kwargs must be a dict, got {type(config_kwargs).__name__}")
+        config_kwargs = {**(config_kwargs or {}), **kwargs}
+    new_head = recipe or y_range is not None or head is not None or custom_head is not None
     if isinstance(arch, (str, Path)):
-        if head is None and not n_out: raise ValueError("Could not infer n_out from dls (it has no vocab or `c`): pass n_out")
+        if not (head is not None or custom_head is not None) and not n_out: raise ValueError("Could not infer n_out from dls (it has no vocab or `c`): pass n_out")
         # a registry name, else a folder or a hub id (a name without '/' that is no folder is taken for a registry name)
         hub = not _is_registry_name(str(arch)) and (Path(arch).is_dir() or '/' in str(arch))
         if hub and model_name is not None: raise ValueError(f"arch={str(arch)!r} is a checkpoint already: drop model_name={model_name!r}")
         arch, model_name = (None, str(arch)) if hub else (str(arch), model_name)
-        model = build_model(arch, model_name=model_name, head=n_out if head is None else head,
+        own = custom_head is not None or recipe or y_range is not None # a head built below
+        model = build_model(arch, model_name=model_name, head=head if head is not None else None if own else n_out,
                             load_pretrained=True if pretrained is None else pretrained, backbone_dropout=backbone_dropout,
-                            drop_path_rate=drop_path_rate, config_kwargs=config_kwargs, pooling=pooling)
+                            drop_path_rate=drop_path_rate, config_kwargs=config_kwargs, pooling=pooling, **build_kw)
+        new_head = True
     elif isinstance(arch, VitZooModel):
         from vitzoo.fast import FastVitZooModel
         if isinstance(arch, FastVitZooModel): raise TypeError("arch is a fast_inference model, which cannot train: pass the model you gave fast_inference")
         given = {k: v for k, v, d in [('model_name', model_name, None), ('config_kwargs', config_kwargs, None), ('pooling', pooling, None),
-                 ('backbone_dropout', backbone_dropout, 0.0), ('drop_path_rate', drop_path_rate, 0.0)] if v != d}
+                 ('backbone_dropout', backbone_dropout, 0.0), ('drop_path_rate', drop_path_rate, 0.0), *[(k, v, None) for k, v in build_kw.items()]] if v != d}
         if given: raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} apply only when arch is a registry name, hub id or folder; "
                                    "arch is a built model, so pass them to build_model instead")
         model = arch
         if head is not None: model.head = _make_head(head, model.pooled_dim)
-        elif isinstance(model.head, IdentityHead):
+        elif isinstance(model.head, IdentityHead) and custom_head is None:
             if not n_out: raise ValueError("The model has no head and dls has no vocab or `c`: pass n_out or a head")
-            model.head = LinearHead(model.pooled_dim, n_out)
+            model.head, new_head = LinearHead(model.pooled_dim, n_out), True
     else: raise TypeError(f"arch must be a registry name or a VitZooModel from build_model, got {type(arch).__name__} (a hub id or folder works too)")
+    if loss_func is None and getattr(getattr(dls, 'train_ds', None), 'loss_func', None) is None:
+        raise ValueError("dls gives no loss function (its targets are not fastai categories or regression values): pass "
+                         "loss_func, e.g. MSELossFlat() for regression or CrossEntropyLossFlat() for class indices")
+    if custom_head is not None: model.head = _custom_head(custom_head, model.pooled_dim)
+    if recipe or y_range is not None:
+        if not n_out: raise ValueError("Could not infer n_out from dls (it has no vocab or `c`): pass n_out for the head lin_ftrs/y_range build")
+        model.head = _fastai_head(model.pooled_dim, n_out, recipe, y_range)
+    if init is not None:
+        if not new_head: raise ValueError("init initialises the head vit_learner builds or the custom_head you pass; this model keeps its own "
+                                          "(trained) head: pass n_out/head/custom_head for a new one, or drop init")
+        apply_init(model.head, init)
     if n_out and model.head.output_dim not in (None, n_out):
         raise ValueError(f"The head has {model.head.output_dim} outputs but dls has {n_out} classes: pass a matching head or n_out")
     pretrained = model.pretrained if pretrained is None else pretrained
+    if n_in is not None: _update_patch_embed(model, n_in, pretrained)
+    _check_images(x, model, n_in)
     if normalize: _add_norm(dls, model)
     if layer_decay is not None:
         n = len(model.blocks)
