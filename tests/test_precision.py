@@ -2,8 +2,7 @@
 loss scaler on CUDA, float16 refused on a CPU; and Lightning's `precision='bf16-mixed'` with a vitzoo model on a CPU.
 
 The CUDA tests run when `torch.cuda.is_available()` and skip otherwise; `bench/gpu_checks.py` runs them, with a step-time
-comparison, on a GPU machine. Until the learner changes in `tmp/learner_changes_precision.md` are merged into
-`nbs/04_learner.ipynb`, this file applies them itself (the `_pending` block below; delete it after the merge)."""
+comparison, on a GPU machine."""
 import copy, warnings
 import pytest
 import torch
@@ -23,56 +22,6 @@ from vitzoo.learner import BF16Autocast, ViTLearner, vit_learner
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU (run bench/gpu_checks.py on a GPU machine)')
 
-# --- _pending: the learner changes of tmp/learner_changes_precision.md, applied here until they are merged -------------
-from fastcore.meta import delegates
-from torch.amp import GradScaler
-
-def _train_device(learn)->torch.device:
-    "The device `learn` trains on: its data's (fastai moves the model there)"
-    d = getattr(learn.dls, 'device', None)
-    return torch.device(d) if d is not None else torch.device('cpu')
-
-def _to_bf16(self:ViTLearner)->ViTLearner:
-    "bfloat16 mixed precision (autocast, float32 weights, no loss scaler) on the data's device: CPU or CUDA"
-    dev = _train_device(self)
-    if dev.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"to_bf16(): this GPU ({torch.cuda.get_device_name(dev)}) has no bfloat16: use learn.to_fp16() (float16 with a loss scaler)")
-    if dev.type == 'cpu' and not bf16_supported():
-        warnings.warn("to_bf16(): this CPU has no oneDNN bfloat16 kernels (AVX512-BF16 or AMX), so bfloat16 matmuls take a slow "
-                      "fallback: training is correct but much slower than in float32 (learn.to_fp32())", UserWarning)
-    self.to_fp32()
-    return self.add_cb(BF16Autocast())
-
-_SCALER_ARGS = ('init_scale', 'growth_factor', 'backoff_factor', 'growth_interval', 'enabled')
-
-@delegates(GradScaler, but=['device'])
-def _to_fp16(self:ViTLearner, **kwargs)->ViTLearner:
-    "float16 mixed precision with a loss scaler (fastai's `MixedPrecision`; `kwargs` go to torch's `GradScaler`): CUDA only"
-    if bad := [k for k in kwargs if k not in _SCALER_ARGS]:
-        raise TypeError(f"to_fp16() got {bad}: it takes torch's GradScaler arguments {list(_SCALER_ARGS)} (for bfloat16, call to_bf16())")
-    dev = _train_device(self)
-    if dev.type != 'cuda':
-        raise ValueError(f"to_fp16() needs a CUDA GPU, but this learner's data is on {dev.type!r}: float16 mixed precision is CUDA-only "
-                         "(fastai's would silently train in float32 here). Use learn.to_bf16(): bfloat16 mixed precision, on CPUs "
-                         "and GPUs, needs no loss scaler")
-    self.to_fp32()
-    return self.add_cb(MixedPrecision(**kwargs))
-
-PENDING = 'to_fp16' not in vars(ViTLearner)  # True until the lead merges the changes into nbs/04_learner.ipynb
-
-@pytest.fixture(scope='module', autouse=True)
-def _pending():
-    "Apply the pending changes for this module's tests only, then put the library's methods back"
-    if not PENDING:
-        yield
-        return
-    saved = vars(ViTLearner)['to_bf16']
-    ViTLearner.to_bf16, ViTLearner.to_fp16 = _to_bf16, _to_fp16
-    try: yield
-    finally:
-        ViTLearner.to_bf16 = saved
-        del ViTLearner.to_fp16
-# --- end of _pending ---------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
@@ -151,7 +100,7 @@ def test_bf16_cpu_without_onednn_bf16(digits, no_bf16):
 def test_fp16_refused_on_cpu(digits):
     learn = vit_learner(_dls(digits), tiny_model('vanilla_vit'))
     with pytest.raises(ValueError, match=r"to_fp16\(\) needs a CUDA GPU.*'cpu'.*learn.to_bf16\(\)") as e: learn.to_fp16()
-    if not PENDING: assert '/vitzoo/' in e.traceback[-1].path.as_posix()  # raised by vitzoo itself
+    assert '/vitzoo/' in e.traceback[-1].path.as_posix()  # raised by vitzoo itself
     assert not any(isinstance(cb, MixedPrecision) for cb in learn.cbs)  # nothing added
     with pytest.raises(TypeError, match=r"to_fp16\(\) got \['amp_mode'\].*to_bf16"): learn.to_fp16(amp_mode='bf16')
 

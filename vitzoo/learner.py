@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #e24f4af4
 from __future__ import annotations
-import numbers
+import numbers, warnings
 from collections.abc import Callable
 from pathlib import Path
 from functools import partial
@@ -16,6 +16,7 @@ from torch import nn
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
+from torch.amp import GradScaler
 from fastai.callback.progress import ProgressCallback
 from fastai.data.transforms import Normalize, get_c
 from fastai.distributed import DistributedDL, DistributedTrainer
@@ -27,6 +28,7 @@ from .factory import build_model
 from .registry import get_spec
 from .transforms import checkpoint_transforms
 from .model import VitZooModel, _make_head
+from .fast import bf16_supported
 from .heads import BaseHead, IdentityHead, LinearHead, _check_dim, _check_dropout, _check_flag
 from .save import register_head, _HEADS
 
@@ -121,11 +123,39 @@ class ViTLearner(Learner):
             if any(k in n for k in _no_wd_names): self.opt.state[p]['do_wd'] = False
 
 # %% ../nbs/04_learner.ipynb #df609bce
+def _train_device(learn)->torch.device:
+    "The device `learn` trains on: its data's (fastai moves the model there)"
+    d = getattr(learn.dls, 'device', None)
+    return torch.device(d) if d is not None else torch.device('cpu')
+
 @patch
 def to_bf16(self:ViTLearner)->ViTLearner:
-    "bfloat16 mixed precision on the data's device (CPU included)"
+    "bfloat16 mixed precision (autocast, float32 weights, no loss scaler) on the data's device: CPU or CUDA"
+    dev = _train_device(self)
+    if dev.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"to_bf16(): this GPU ({torch.cuda.get_device_name(dev)}) has no bfloat16: use learn.to_fp16() (float16 with a loss scaler)")
+    if dev.type == 'cpu' and not bf16_supported():
+        warnings.warn("to_bf16(): this CPU has no oneDNN bfloat16 kernels (AVX512-BF16 or AMX), so bfloat16 matmuls take a slow "
+                      "fallback: training is correct but much slower than in float32 (learn.to_fp32())", UserWarning)
     self.to_fp32()
     return self.add_cb(BF16Autocast())
+
+# %% ../nbs/04_learner.ipynb #0ee57b59
+_SCALER_ARGS = ('init_scale', 'growth_factor', 'backoff_factor', 'growth_interval', 'enabled')
+
+@patch
+@delegates(GradScaler, but=['device'])
+def to_fp16(self:ViTLearner, **kwargs)->ViTLearner:
+    "float16 mixed precision with a loss scaler (fastai's `MixedPrecision`; `kwargs` go to torch's `GradScaler`): CUDA only"
+    if bad := [k for k in kwargs if k not in _SCALER_ARGS]:
+        raise TypeError(f"to_fp16() got {bad}: it takes torch's GradScaler arguments {list(_SCALER_ARGS)} (for bfloat16, call to_bf16())")
+    dev = _train_device(self)
+    if dev.type != 'cuda':
+        raise ValueError(f"to_fp16() needs a CUDA GPU, but this learner's data is on {dev.type!r}: float16 mixed precision is CUDA-only "
+                         "(fastai's would silently train in float32 here). Use learn.to_bf16(): bfloat16 mixed precision, on CPUs "
+                         "and GPUs, needs no loss scaler")
+    self.to_fp32()
+    return self.add_cb(MixedPrecision(**kwargs))
 
 # %% ../nbs/04_learner.ipynb #50d47983
 @patch
