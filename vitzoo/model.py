@@ -97,6 +97,7 @@ def _make_head(head, pooled_dim):
 # %% ../nbs/02_model.ipynb #44055761
 class VitZooModel(nn.Module):
     "A HuggingFace ViT `backbone` whose pooled embedding feeds `head`"
+    base_model_prefix = 'backbone' # where transformers' tools (peft's `get_peft_model`) find the transformers model inside
     def __init__(self, backbone:nn.Module, # a transformers ViT-family model (or a `vitzoo.components.ViTBackbone` holding one)
                  head:BaseHead|int|None=None, # a head, a number of outputs, or `None` for embeddings
                  pooling:str='cls', # one of `POOLINGS`
@@ -214,7 +215,7 @@ def backbone_frozen(self:VitZooModel)->bool:
 
 # %% ../nbs/02_model.ipynb #665c9d8b
 _SAVE_KWARGS = ('safe_serialization', 'max_shard_size', 'push_to_hub', 'repo_id', 'token', 'private', 'commit_message',
-                'is_main_process') # the `save_pretrained` arguments of transformers that vitzoo takes
+                'is_main_process', 'lora') # the `save_pretrained` arguments of transformers that vitzoo takes, and `lora`
 
 def _n_bytes(size)->int:
     "A size such as `'5GB'`, `'500MiB'` or a number of bytes, in bytes"
@@ -233,6 +234,7 @@ def save_pretrained(self:VitZooModel, folder:str|Path, # destination folder, cre
                     private:bool|None=None, # create the hub repo private
                     commit_message:str|None=None, # message of the upload commit
                     is_main_process:bool=True, # `False` (other ranks of a distributed run) writes nothing
+                    lora:str|None=None, # a model with LoRA adapters: `'adapters'` or `'merged'` (see `vitzoo.save.save_model`)
                     **kwargs)->Path: # `folder`
     "Save this model to `folder` with `vitzoo.save.save_model` and, with `push_to_hub=True`, upload it; takes transformers' `save_pretrained` arguments"
     if kwargs:
@@ -248,7 +250,7 @@ def save_pretrained(self:VitZooModel, folder:str|Path, # destination folder, cre
                           "(its atomic save commits one weights file); transformers reads it whole")
     if not is_main_process: return Path(folder)
     from vitzoo.save import save_model, upload_folder
-    folder = save_model(self, folder)
+    folder = save_model(self, folder, lora=lora)
     if push_to_hub: upload_folder(folder, repo_id or Path(folder).resolve().name, token=token, private=private,
                                   commit_message=commit_message or 'Upload vitzoo model')
     return folder

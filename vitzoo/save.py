@@ -20,14 +20,16 @@ from .heads import BaseHead, LinearHead, MLPHead, IdentityHead, _activations
 from .model import VitZooModel, check_attn_implementation
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'META_NAME', 'CONFIG_NAME', 'WEIGHTS_NAME', 'PROCESSOR_NAME', 'NN_ACTIVATIONS',
-           'DATA_FILES', 'CheckpointError', 'register_head', 'build_head', 'head_config', 'hf_classifier', 'hf_layout',
-           'processor_config', 'save_model', 'check_dtype', 'load_model', 'upload_folder', 'push_to_hub']
+__all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'META_NAME', 'CONFIG_NAME', 'WEIGHTS_NAME', 'PROCESSOR_NAME', 'ADAPTER_CONFIG_NAME',
+           'ADAPTER_WEIGHTS_NAME', 'HEAD_NAME', 'NN_ACTIVATIONS', 'DATA_FILES', 'ADAPTER_FILES', 'CheckpointError',
+           'register_head', 'build_head', 'head_config', 'hf_classifier', 'hf_layout', 'processor_config', 'save_model',
+           'check_dtype', 'load_model', 'base_sha256', 'upload_folder', 'push_to_hub']
 
 # %% ../nbs/07_save.ipynb #e2bd16d5
 FORMAT_VERSION = 2 # 2: the backbone's tensors under transformers' own names; 1: every tensor under `VitZooModel.state_dict()`'s name
 READ_FORMATS = (1, 2) # the formats this vitzoo loads
 META_NAME, CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_NAME = 'vitzoo.json', 'config.json', 'model.safetensors', 'preprocessor_config.json'
+ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, HEAD_NAME = 'adapter_config.json', 'adapter_model.safetensors', 'head.safetensors' # a LoRA adapters checkpoint
 
 class CheckpointError(ValueError):
     "A vitzoo checkpoint folder whose files are corrupt, inconsistent or from an unknown format"
@@ -237,6 +239,7 @@ def _write_weights(p:Path, tensors:dict, cid:str):
     with open(p, 'rb+') as f: os.fsync(f.fileno())
 
 DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_NAME) # moved into place, in this order, after the commit
+ADAPTER_FILES = (ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, HEAD_NAME) # the same, for a LoRA adapters checkpoint
 
 def _committed_files(folder:Path)->list|None:
     "The data files that `folder/vitzoo.json` commits (`None` where it does not list them: format 1, or no commit)"
@@ -254,25 +257,65 @@ def _tidy(folder:Path):
     "Finish the moves of a save interrupted after its commit, then remove what interrupted saves left in `folder`"
     cid = _committed_id(folder)
     if cid and (st := folder/f'{_STAGE}{cid}').is_dir():
-        for name in DATA_FILES:
-            if (st/name).is_file(): os.replace(st/name, folder/name)
+        for name in _committed_files(folder) or DATA_FILES:
+            if name in DATA_FILES + ADAPTER_FILES and (st/name).is_file(): os.replace(st/name, folder/name)
         _fsync_dir(folder)
     if cid and PROCESSOR_NAME not in (_committed_files(folder) or [PROCESSOR_NAME]) and (folder/PROCESSOR_NAME).is_file(): os.unlink(folder/PROCESSOR_NAME)
     for p in folder.iterdir():
         if p.name.startswith(_STAGE) and _ID.fullmatch(p.name[len(_STAGE):]) and p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         elif _LEGACY_TMP.fullmatch(p.name) and p.is_file(): os.unlink(p)
 
+def _unlink_stale(folder:Path, files:list, old:list):
+    "Remove the files `old` of an earlier vitzoo save in `folder` that the committed save (`files`) does not list"
+    for name in old:
+        if name in DATA_FILES + ADAPTER_FILES and name not in files and (folder/name).is_file(): os.unlink(folder/name)
+
+def _commit(folder:Path, cid:str, writes:list, meta:dict)->Path:
+    "Write each `(name, write)` of `writes` into a staging folder, commit by moving `meta` in as `vitzoo.json`, then move the files in"
+    folder.mkdir(parents=True, exist_ok=True)
+    _tidy(folder)
+    old = (_committed_files(folder) or []) + [PROCESSOR_NAME] # what an earlier vitzoo save wrote here (never a user's own files)
+    st = folder/f'{_STAGE}{cid}'
+    try:
+        os.mkdir(st)
+        for name, write in writes: write(st/name)
+        _write_bytes(st/META_NAME, json.dumps(meta, indent=2).encode())
+        _fsync_dir(st)
+        os.replace(st/META_NAME, folder/META_NAME) # the commit
+    except BaseException:
+        if _committed_id(folder) != cid: shutil.rmtree(st, ignore_errors=True)
+        raise
+    _fsync_dir(folder)
+    for name, _ in writes: os.replace(st/name, folder/name)
+    _unlink_stale(folder, meta['files'], old) # an earlier save's, now stale
+    _fsync_dir(folder)
+    os.rmdir(st)
+    return folder
+
 def save_model(model:VitZooModel, # the model to save
                folder:str|Path, # destination folder, created if missing
+               lora:str|None=None, # a model with LoRA adapters: `'adapters'` (them, the head and metadata: small) or `'merged'` (a plain checkpoint)
               )->Path:
     "Write `model` to `folder` as `config.json`, `model.safetensors`, `preprocessor_config.json` and `vitzoo.json` in one atomic commit"
-    if not isinstance(model, VitZooModel): raise TypeError(f"save_model saves a VitZooModel, got {type(model).__name__}")
+    if not isinstance(model, VitZooModel):
+        hint = ("; a peft PeftModel saves its adapters with its own save_pretrained, or a plain checkpoint with "
+                "save_model(peft_model.merge_and_unload(), folder)" if type(model).__name__.startswith('Peft') else '')
+        raise TypeError(f"save_model saves a VitZooModel, got {type(model).__name__}{hint}")
     if getattr(model, 'fast_dtype', None) is not None:
         raise ValueError("This model was made by fast_inference: its weights are packed for inference and cannot be saved; "
                          "save the model you passed to fast_inference")
     if not isinstance(folder, (str, os.PathLike)): raise TypeError(f"save_model saves to a folder path, got {type(folder).__name__} {folder!r}")
     folder, bb = Path(folder), model.backbone
     if folder.exists() and not folder.is_dir(): raise ValueError(f"{folder} is a file; save_model writes a folder: pass a folder path")
+    lora_layers = [n for n, m in bb.named_modules() if hasattr(m, 'lora_A') and hasattr(m, 'base_layer')]
+    if lora not in (None, 'adapters', 'merged'): raise ValueError(f"lora={lora!r}: pass 'adapters', 'merged' or None")
+    if lora_layers and lora is None:
+        raise ValueError("This model has LoRA adapters: pass lora='adapters' to save them, the head and metadata "
+                         "alone (small; load_model puts them back on the base model), or lora='merged' for a plain checkpoint "
+                         "with the adapters merged into the backbone")
+    if lora and not lora_layers: raise ValueError(f"lora={lora!r}, but this model has no LoRA adapters: drop the argument")
+    if lora == 'merged': return save_model(copy.deepcopy(model).merge_and_unload(), folder)
+    if lora == 'adapters': return _save_adapters(model, folder)
     head = head_config(model.head)
     cfg, tensors, extra = hf_layout(model)
     tensors, aliases = _dedupe(tensors)
@@ -289,32 +332,16 @@ def save_model(model:VitZooModel, # the model to save
                 default_outputs=dict(model.default_outputs), aliases=aliases, files=files, hf_extra=extra,
                 vitzoo_prefixes=sorted({k.split('.')[0] for k in model.state_dict() if not k.startswith('backbone.')}),
                 hf_image_classification=hf_classifier(model) is not None and model.config.model_type in _HF_HEADS)
-    folder.mkdir(parents=True, exist_ok=True)
-    _tidy(folder)
-    st = folder/f'{_STAGE}{cid}'
-    try:
-        os.mkdir(st)
-        _write_bytes(st/CONFIG_NAME, config_bytes)
-        _write_weights(st/WEIGHTS_NAME, tensors, cid)
-        if proc: _write_bytes(st/PROCESSOR_NAME, json.dumps(proc, indent=2, sort_keys=True).encode())
-        _write_bytes(st/META_NAME, json.dumps(meta, indent=2).encode())
-        _fsync_dir(st)
-        os.replace(st/META_NAME, folder/META_NAME) # the commit
-    except BaseException:
-        if _committed_id(folder) != cid: shutil.rmtree(st, ignore_errors=True)
-        raise
-    _fsync_dir(folder)
-    for name in files: os.replace(st/name, folder/name)
-    if not proc and (folder/PROCESSOR_NAME).is_file(): os.unlink(folder/PROCESSOR_NAME) # an earlier save's, now stale
-    _fsync_dir(folder)
-    os.rmdir(st)
-    return folder
+    writes = [(CONFIG_NAME, lambda p: _write_bytes(p, config_bytes)), (WEIGHTS_NAME, lambda p: _write_weights(p, tensors, cid))]
+    if proc: writes.append((PROCESSOR_NAME, lambda p: _write_bytes(p, json.dumps(proc, indent=2, sort_keys=True).encode())))
+    return _commit(folder, cid, writes, meta)
 
 # %% ../nbs/07_save.ipynb #b6f2438d
 _META_TYPES = dict(vitzoo_version=str, checkpoint_id=str, config_sha256=str, backbone_cls=str, model_type=str,
                    attn_implementation=(str, type(None)), dtype=str, pooling=str, registry_name=(str, type(None)),
                    spec=(dict, type(None)), head=dict, pretrained=bool, backbone_frozen=bool, default_outputs=dict, aliases=dict,
-                   files=list, hf_extra=list, vitzoo_prefixes=list, hf_image_classification=bool)
+                   files=list, hf_extra=list, vitzoo_prefixes=list, hf_image_classification=bool,
+                   kind=str, adapter_config_sha256=str, base_sha256=str, base=(str, type(None)), lora_norms=bool)
 _META_REQUIRED = ('checkpoint_id', 'backbone_cls', 'model_type', 'dtype', 'pooling', 'spec', 'head', 'aliases')
 
 def _tname(t): return ' or '.join(c.__name__.replace('NoneType', 'null') for c in (t if isinstance(t, tuple) else (t,)))
@@ -338,7 +365,9 @@ def _check_meta(meta:dict, p:Path):
     for k, t in _META_TYPES.items():
         if k in meta and not isinstance(meta[k], t): bad(k, f"a {type(meta[k]).__name__.replace('NoneType', 'null')}, expected {_tname(t)}")
     if not _ID.fullmatch(meta['checkpoint_id']): bad('checkpoint_id', 'expected 32 lowercase hex digits')
-    if 'config_sha256' in meta and not re.fullmatch(r'[0-9a-f]{64}', meta['config_sha256']): bad('config_sha256', 'expected 64 hex digits')
+    for k in ('config_sha256', 'adapter_config_sha256', 'base_sha256'):
+        if k in meta and not re.fullmatch(r'[0-9a-f]{64}', meta[k]): bad(k, 'expected 64 hex digits')
+    if meta.get('kind', 'model') not in ('model', 'lora_adapters'): bad('kind', "expected 'model' or 'lora_adapters'")
     try: check_attn_implementation(meta.get('attn_implementation'), f'{p}: attn_implementation')
     except ValueError as e: raise CheckpointError(str(e)) from None
     if not (isinstance(getattr(torch, meta['dtype'], None), torch.dtype) and getattr(torch, meta['dtype']).is_floating_point):
@@ -388,19 +417,20 @@ def _weights_id(p:Path):
 
 def _locate(folder:Path, name:str, meta:dict)->Path:
     "Where data file `name` of the checkpoint that `meta` commits is: in `folder`, or staged there by a save interrupted after its commit"
-    cid, sha = meta['checkpoint_id'], meta.get('config_sha256')
-    ours = (lambda p: _weights_id(p) == cid) if name == WEIGHTS_NAME else \
+    cid, sha = meta['checkpoint_id'], meta.get('adapter_config_sha256' if name == ADAPTER_CONFIG_NAME else 'config_sha256')
+    ours = (lambda p: _weights_id(p) == cid) if name.endswith('.safetensors') else \
            (lambda p: sha is None or hashlib.sha256(p.read_bytes()).hexdigest() == sha)
     staged, p = folder/f'{_STAGE}{cid}'/name, folder/name
     if staged.is_file() and ours(staged): return staged
     if not p.is_file():
-        what = 'weights' if name == WEIGHTS_NAME else 'backbone config'
+        what = {WEIGHTS_NAME: 'weights', CONFIG_NAME: 'backbone config', ADAPTER_CONFIG_NAME: 'LoRA config',
+                ADAPTER_WEIGHTS_NAME: 'LoRA adapter weights', HEAD_NAME: 'head weights'}.get(name, name)
         raise FileNotFoundError(f"{p} is missing: the checkpoint has no {what}; save the model again")
     if ours(p): return p
-    if name == WEIGHTS_NAME:
+    if name.endswith('.safetensors'):
         raise CheckpointError(f"{p} and {folder/META_NAME} come from different saves (files copied from two checkpoints, or "
                               "overwritten by hand); save the model again")
-    raise CheckpointError(f"{p} is not the {CONFIG_NAME} that {folder/META_NAME} was saved with (its sha256 differs): it was "
+    raise CheckpointError(f"{p} is not the {name} that {folder/META_NAME} was saved with (its sha256 differs): it was "
                           "edited, or the files come from different saves. Save the model again (to change the backbone "
                           "config, change the model, then save it)")
 
@@ -504,6 +534,7 @@ def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo 
                token:str|bool|None=None, # hub token, for a private repo id
                force_download:bool=False, # download a repo id again even if it is in the HF cache
                local_files_only:bool=False, # never use the network for a repo id: the HF cache only
+               base:VitZooModel|str|Path|None=None, # LoRA adapters only: the model they were trained on (changed in place), or its folder/name; default: the saved registry name
               )->VitZooModel:
     "Rebuild the `VitZooModel` saved in `folder`, without network for a local folder, in eval mode"
     from vitzoo.factory import resolve_backbone_cls
@@ -525,6 +556,8 @@ def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo 
         except Exception as e:
             raise FileNotFoundError(f"No folder {str(folder)!r} here, and it could not be fetched from the HF hub: {e}") from e
     meta = _read_meta(folder)
+    if meta.get('kind') == 'lora_adapters': return _load_adapters(folder, meta, base, dev, dtype_)
+    if base is not None: raise ValueError(f"base is for a LoRA adapters checkpoint, but {folder} holds a whole model: drop base")
     mp, cp, wp = folder/META_NAME, _locate(folder, CONFIG_NAME, meta), _locate(folder, WEIGHTS_NAME, meta)
     cfg = _read_config(cp)
     try: cls = resolve_backbone_cls(meta['backbone_cls'])
@@ -556,6 +589,107 @@ def load_model(folder:str|Path, # folder written by `save_model`, or a hub repo 
     model.default_outputs.update(meta.get('default_outputs', {}))
     if meta.get('backbone_frozen'): model.freeze_backbone()
     return model.eval()
+
+# %% ../nbs/07_save.ipynb #412855ff
+_PEFT_PREFIX = 'base_model.model.' # peft's names for the backbone's tensors in `adapter_model.safetensors`
+
+def _lora_names(model:VitZooModel)->tuple:
+    "`(adapter tensor names, trained norm tensor names)` in `model.state_dict()`"
+    sd = model.state_dict()
+    ad = [k for k in sd if '.lora_' in k]
+    norms = ({f'backbone.{n}' for n, m in model.backbone.named_modules() if isinstance(m, nn.LayerNorm) or type(m).__name__.endswith(('LayerNorm', 'RMSNorm'))
+              for n in [f'{n}.{k}' for k, _ in m.named_parameters(recurse=False)]} if getattr(model, 'lora_norms', False) else set())
+    return ad, sorted(norms)
+
+def base_sha256(model:VitZooModel, # a model, with or without LoRA adapters
+                skip:tuple=(), # `state_dict` names left out (the norms saved with the adapters)
+               )->str:
+    "A sha256 of `model`'s backbone base weights (names, dtypes, shapes, bytes), LoRA adapters left out: which base adapters fit"
+    h = hashlib.sha256()
+    for k, t in sorted((k.replace('.base_layer.', '.'), t) for k, t in model.state_dict().items()
+                       if k.startswith('backbone.') and '.lora_' not in k and k not in skip):
+        t = t.detach().cpu().contiguous()
+        h.update(f'{k}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+def _save_adapters(model:VitZooModel, folder:Path)->Path:
+    "Write `model`'s LoRA adapters (peft's files), head and trained norms, and `vitzoo.json`, in one atomic commit"
+    from peft import get_peft_model_state_dict
+    if getattr(model, 'lora_norms', None) is None or len(model.backbone.peft_config) != 1:
+        raise ValueError("save_model(lora='adapters') saves adapters added by vitzoo.lora.add_lora (one adapter); "
+                         "save this model with lora='merged'")
+    if model.lora_merged: raise ValueError("The adapters are merged into the base weights: model.unmerge_lora() before saving them alone, or save with lora='merged'")
+    ad, norms = _lora_names(model)
+    cfg = next(iter(model.backbone.peft_config.values()))
+    cfg_d = cfg.to_dict()
+    cfg_d = {k: sorted(v) if isinstance(v, set) else v for k, v in cfg_d.items()}
+    cfg_bytes = json.dumps(cfg_d, indent=2, sort_keys=True).encode()
+    adapters = {_PEFT_PREFIX + k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model.backbone).items()}
+    state = model.state_dict()
+    extra, aliases = _dedupe({k: v for k, v in state.items() if not k.startswith('backbone.')} | {k: state[k] for k in norms})
+    cid = uuid.uuid4().hex
+    meta = dict(format='vitzoo', format_version=FORMAT_VERSION, kind='lora_adapters', vitzoo_version=__version__, checkpoint_id=cid,
+                adapter_config_sha256=hashlib.sha256(cfg_bytes).hexdigest(), backbone_cls=type(model.backbone).__name__,
+                model_type=model.config.model_type, attn_implementation=model.config._attn_implementation,
+                dtype=str(next(model.parameters()).dtype).removeprefix('torch.'), pooling=model.pooling,
+                registry_name=model.spec.name if model.spec else None, spec=_spec_dict(model.spec), head=head_config(model.head),
+                pretrained=model.pretrained, default_outputs=dict(model.default_outputs), aliases=aliases,
+                files=list(ADAPTER_FILES), lora_norms=model.lora_norms, base_sha256=base_sha256(model, norms),
+                base=model.spec.name if model.spec and model.pretrained else None,
+                vitzoo_prefixes=sorted({k.split('.')[0] for k in state if not k.startswith('backbone.')}))
+    writes = [(ADAPTER_CONFIG_NAME, lambda p: _write_bytes(p, cfg_bytes)), (ADAPTER_WEIGHTS_NAME, lambda p: _write_weights(p, adapters, cid)),
+              (HEAD_NAME, lambda p: _write_weights(p, extra, cid))]
+    return _commit(folder, cid, writes, meta)
+
+def _load_adapters(folder:Path, meta:dict, base, dev, dtype)->VitZooModel:
+    "The model of LoRA adapters checkpoint `folder` (described by `meta`) on `base`"
+    from peft import LoraConfig, set_peft_model_state_dict
+    from vitzoo.lora import add_lora, has_lora
+    mp = folder/META_NAME
+    cp, ap, hp = (_locate(folder, n, meta) for n in ADAPTER_FILES)
+    if base is None:
+        if not meta.get('base'):
+            raise ValueError(f"{folder} holds LoRA adapters of a model that was not a pretrained registry model: pass "
+                             "load_model(folder, base=...) with the model they were trained on (or its checkpoint folder)")
+        base = meta['base']
+    if isinstance(base, (str, os.PathLike)): base = VitZooModel.from_pretrained(base)
+    if not isinstance(base, VitZooModel): raise TypeError(f"base must be a VitZooModel, a checkpoint folder or a registry name, got {type(base).__name__}")
+    if (base.config.model_type, type(base.backbone).__name__) != (meta['model_type'], meta['backbone_cls']):
+        raise ValueError(f"{folder} holds LoRA adapters for a {meta['backbone_cls']} ({meta['model_type']}), but base is a "
+                         f"{type(base.backbone).__name__} ({base.config.model_type}): pass the model they were trained on")
+    if has_lora(base): raise ValueError("base already has LoRA adapters: pass the model without them (the one add_lora was called on)")
+    base.to(device=dev, dtype=getattr(torch, meta['dtype']))
+    try: cfg = LoraConfig(**{k: v for k, v in json.loads(cp.read_text()).items() if k in LoraConfig.__dataclass_fields__})
+    except Exception as e: raise CheckpointError(f"{cp} is not a LoRA config peft can read ({e}); save the model again") from None
+    base.pooling, base.spec = meta['pooling'], _spec_from(meta['spec'], mp)
+    base.head = build_head(meta['head']).to(device=dev, dtype=getattr(torch, meta['dtype']))
+    add_lora(base, cfg, norms=meta.get('lora_norms', False))
+    ad, norms = _lora_names(base)
+    if base_sha256(base, norms) != meta['base_sha256']:
+        raise CheckpointError(f"base's weights are not the ones the LoRA adapters in {folder} were trained on (their sha256 differs): "
+                              "pass the same base model (same checkpoint, same dtype), unchanged")
+    def read(p):
+        try: return load_file(p, device=str(dev))
+        except Exception as e: raise CheckpointError(f"{p} cannot be read as safetensors ({e}): it is truncated or corrupt; save the model again") from None
+    adapters, extra = {k.removeprefix(_PEFT_PREFIX): v for k, v in read(ap).items()}, read(hp)
+    for alias, kept in meta['aliases'].items():
+        if kept not in extra: raise CheckpointError(f"{hp} has no tensor {kept!r}, which {META_NAME} names as the source of {alias!r}")
+        extra[alias] = extra[kept]
+    try: res = set_peft_model_state_dict(base.backbone, adapters)
+    except RuntimeError as e: raise CheckpointError(f"{ap} does not fit the LoRA layers of {cp} ({str(e)[:300]}); save the model again") from None
+    missing = [k for k in res.missing_keys if '.lora_' in k]
+    if missing or res.unexpected_keys:
+        raise CheckpointError(f"{ap} does not fit the LoRA layers of {cp}: missing {missing[:3]}, unexpected {res.unexpected_keys[:3]}; save the model again")
+    sd = base.state_dict()
+    want = set(norms) | {k for k in sd if not k.startswith('backbone.')}
+    bad = sorted(want ^ set(extra)) + [k for k in want & set(extra) if extra[k].shape != sd[k].shape]
+    if bad: raise CheckpointError(f"{hp} does not fit the head {meta['head']['class']} and norms described by {META_NAME} (e.g. {bad[:3]}); save the model again")
+    base.load_state_dict(extra, strict=False)
+    if dtype is not None: base.to(dtype)
+    base.pretrained = meta.get('pretrained', True)
+    base.default_outputs.update(meta.get('default_outputs', {}))
+    return base.eval()
 
 # %% ../nbs/07_save.ipynb #9f788d38
 def upload_folder(folder:str|Path, # a folder written by `save_model`
