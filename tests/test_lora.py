@@ -2,14 +2,13 @@
 import copy, warnings
 import pytest
 import torch
-from fastcore.basics import patch
 peft = pytest.importorskip('peft')
 from fastai.vision.all import DataLoaders, Datasets, Categorize
 from vitzoo.registry import DEFAULT_MODELS
 from vitzoo.factory import tiny_model
 from vitzoo.save import save_model, load_model, CheckpointError
-from vitzoo.lora import add_lora, has_lora, lora_refreeze, adapter_parameters, trainable_parameters
-from vitzoo.learner import ViTLearner, vit_learner, vit_splitter
+from vitzoo.lora import add_lora, has_lora, adapter_parameters, trainable_parameters
+from vitzoo.learner import vit_learner, vit_splitter
 
 warnings.filterwarnings('ignore', message='.*Already (un)?merged.*')
 X = torch.randn(2, 3, 32, 32)
@@ -92,17 +91,7 @@ def test_get_peft_model_works():
     assert pm(X).shape == (2, 3)
     with pytest.raises(TypeError, match='merge_and_unload'): save_model(pm, 'unused')
 
-# --- fastai: what the lead merges into nbs/04_learner.ipynb (tmp/learner_changes_lora.md), patched in here
-_orig_freeze_to = ViTLearner.freeze_to
-@pytest.fixture
-def lora_learner():
-    @patch
-    def freeze_to(self:ViTLearner, n:int):
-        _orig_freeze_to(self, n)
-        if getattr(self.model, 'lora_norms', None) is not None: lora_refreeze(self.model)
-    yield
-    ViTLearner.freeze_to = _orig_freeze_to
-
+# --- fastai: ViTLearner.freeze_to keeps base weights frozen on a LoRA model
 def _dls(n=16, size=32):
     g = torch.Generator().manual_seed(0)
     xs, ys = torch.randn(n, 3, size, size, generator=g), torch.randint(0, 3, (n,), generator=g)
@@ -111,7 +100,7 @@ def _dls(n=16, size=32):
     return dsets.dataloaders(bs=4, num_workers=0, device='cpu')
 
 @pytest.mark.parametrize('name', DEFAULT_MODELS)
-def test_fine_tune_trains_only_adapters_and_head(name, lora_learner):
+def test_fine_tune_trains_only_adapters_and_head(name):
     m = add_lora(tiny_model(name, head=3), 4)
     base = {k: v.clone() for k, v in m.state_dict().items() if '.lora_' not in k and k.startswith('backbone.')}
     ad0 = [p.clone() for p in adapter_parameters(m)]
@@ -144,7 +133,7 @@ def test_dora_and_rslora_configs_round_trip(tmp_path):
         assert _same(m2, m) and torch.equal(m2(X), y)
         assert torch.equal(m.merge_lora().unmerge_lora()(X), y)
 
-def test_fine_tune_with_norms(lora_learner):
+def test_fine_tune_with_norms():
     from vitzoo.lora import norm_parameters
     m = add_lora(tiny_model('dinov3_vit', head=3), 4, norms=True)
     norm_ids = {id(p) for p in norm_parameters(m)}
@@ -165,3 +154,16 @@ def test_adapters_saved_into_a_plain_hf_folder_leave_its_files(tmp_path):
     save_model(m, tmp_path/'hf', lora='adapters')
     assert all((tmp_path/'hf'/k).read_bytes() == v for k, v in before.items()) # the user's own files: untouched
     assert torch.equal(load_model(tmp_path/'hf', base=base)(X), m(X))
+
+def test_vit_learner_lora_argument():
+    "`vit_learner(..., lora=4)` adds the adapters itself; `fine_tune` trains them and the head, never a base weight"
+    m = tiny_model('dinov2_reg_vit', head=3)
+    n_base = sum(p.numel() for p in m.backbone.parameters())
+    learn = vit_learner(_dls(), m, normalize=False, freeze_backbone=True, lora=4)
+    assert has_lora(m) and trainable_parameters(m)['base'] == 0
+    base = {k: v.clone() for k, v in m.state_dict().items() if '.lora_' not in k and k.startswith('backbone.')}
+    assert sum(v.numel() for v in base.values()) == n_base # the same weights, under peft's names
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune(1, 1e-2)
+    after = m.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in base.items()), 'a base weight changed'
+    assert trainable_parameters(m)['adapters'] > 0 and trainable_parameters(m)['base'] == 0

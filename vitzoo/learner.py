@@ -122,6 +122,14 @@ class ViTLearner(Learner):
         for n, p in model.backbone.named_parameters(): # fastai's state is a defaultdict: set the flag on every match
             if any(k in n for k in _no_wd_names): self.opt.state[p]['do_wd'] = False
 
+    def freeze_to(self, n:int):
+        "fastai's `freeze_to`; on a model with LoRA adapters the base weights then stay frozen (`vitzoo.lora.lora_refreeze`)"
+        super().freeze_to(n)
+        model = getattr(self.model, 'module', self.model)
+        if getattr(model, 'lora_norms', None) is not None: # set by `add_lora`; no peft import for plain models
+            from vitzoo.lora import lora_refreeze
+            lora_refreeze(model)
+
 # %% ../nbs/04_learner.ipynb #df609bce
 def _train_device(learn)->torch.device:
     "The device `learn` trains on: its data's (fastai moves the model there)"
@@ -439,6 +447,7 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
                 model_name:str|None=None, # other checkpoint (hub id or folder) for a registry name
                 layer_decay:float|None=None, # per-block lr decay in (0, 1] (e.g. 0.75), one group per block
                 block_groups:int=1, # parameter groups for the blocks, without `layer_decay`
+                lora:int|object|None=None, # LoRA adapters (`vitzoo.lora.add_lora`): a rank or a peft `LoraConfig`; base weights stay frozen
                 **kwargs, # to `build_model` (`backbone_cls`, `strict`), or config values such as `attn_implementation='eager'`
                )->ViTLearner:
     "A fastai `Learner` fine-tuning a HuggingFace ViT, like `vision_learner`"
@@ -506,6 +515,9 @@ def vit_learner(dls, # fastai `DataLoaders` of images and labels
     pretrained = model.pretrained if pretrained is None else pretrained
     if n_in is not None: _update_patch_embed(model, n_in, pretrained)
     _check_images(x, model, n_in)
+    if lora is not None:
+        from vitzoo.lora import add_lora # needs peft (`pip install vitzoo[lora]`)
+        add_lora(model, lora, norms=train_bn) # train_bn=True: the norms train too, and are saved with the adapters
     if normalize: _add_norm(dls, model)
     if layer_decay is not None:
         n = len(model.blocks)
