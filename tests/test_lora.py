@@ -167,3 +167,10 @@ def test_vit_learner_lora_argument():
     after = m.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in base.items()), 'a base weight changed'
     assert trainable_parameters(m)['adapters'] > 0 and trainable_parameters(m)['base'] == 0
+
+def test_build_model_lora_argument():
+    "`build_model(..., lora=4)` is `add_lora(build_model(...), 4)`"
+    from vitzoo.factory import tiny_config, build_model
+    m = build_model('clip_vit', head=3, load_pretrained=False, config_kwargs=tiny_config('clip_vit'), lora=4)
+    tp = trainable_parameters(m)
+    assert has_lora(m) and tp['base'] == 0 and tp['adapters'] > 0 and tp['head'] == sum(p.numel() for p in m.head.parameters())

@@ -266,3 +266,20 @@ def test_layer_decay_alone_with_fine_tune(dls):
     ld = next(cb for cb in learn.cbs if isinstance(cb, LayerDecay))
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(1, 1e-3, freeze_epochs=0, lr_mult=1)
     np.testing.assert_allclose(np.array(ld.applied) / ld.applied[-1], [0.125, 0.25, 0.5, 1.0], rtol=1e-6)
+
+def test_fastai_head_loads_in_a_fresh_process(tmp_path):
+    "`load_model` of a `FastaiHead` model imports `vitzoo.learner` itself (a new interpreter has not)"
+    import subprocess, sys
+    from fastai.losses import CrossEntropyLossFlat
+    from vitzoo.factory import tiny_config
+    from vitzoo.save import save_model
+    ds = list(zip(torch.randn(8, 3, 32, 32), torch.arange(8) % 2))
+    learn = vit_learner(DataLoaders.from_dsets(ds, ds, bs=4, device='cpu'), 'vanilla_vit', pretrained=False, n_out=2, lin_ftrs=[16],
+                        normalize=False, loss_func=CrossEntropyLossFlat(), config_kwargs=tiny_config('vanilla_vit'))
+    save_model(learn.model.eval(), tmp_path/'m')
+    x = ds[0][0][None]
+    with torch.no_grad(): torch.save((x, learn.model(x)), tmp_path/'xy.pt')
+    code = (f"import torch; from vitzoo.save import load_model; m = load_model({str(tmp_path/'m')!r}); "
+            f"x, y = torch.load({str(tmp_path/'xy.pt')!r}); assert torch.equal(m(x), y); print(type(m.head).__name__)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    assert out.returncode == 0 and out.stdout.strip() == 'FastaiHead', out.stderr[-2000:]

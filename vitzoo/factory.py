@@ -395,6 +395,7 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
                 pooling:str|None=None, # `'cls'`, `'mean'` or `'cls+mean'`; default: the pooling a vitzoo save was trained with, else `'cls'`
                 drop_path_rate:float=0.0, # stochastic depth (DINOv2, DINOv3)
                 strict:bool=True, # a checkpoint that does not fit the backbone exactly is an error; `False`: a warning
+                lora:int|object|None=None, # LoRA adapters (`vitzoo.lora.add_lora`, needs peft): a rank or a peft `LoraConfig`
                )->VitZooModel:
     "Build a `VitZooModel` from the registry or from any supported HuggingFace ViT checkpoint, in train mode"
     from vitzoo.model import VitZooModel
@@ -412,6 +413,9 @@ def build_model(model_type:str|None=None, # registry name, see `list_models()`
     model.pretrained = load_pretrained and not (info['missing_keys'] or info['mismatched_keys'])
     model.loading_info = info
     if freeze_backbone: model.freeze_backbone()
+    if lora is not None:
+        from vitzoo.lora import add_lora
+        add_lora(model, lora) # base weights frozen, adapters and head trainable
     return model.train()
 
 # %% ../nbs/03_factory.ipynb #b9019d3b

@@ -164,6 +164,9 @@ def fast_inference(model:VitZooModel, # the model to speed up (left unchanged)
         raise ValueError(f"fast_inference is for CPU models, this one is on {', '.join(sorted(devices))}; "
                          "on a GPU use model.to(torch.bfloat16) (and torch.compile)")
     if isinstance(model, FastVitZooModel): raise ValueError("model is already a fast_inference model; pass the original model")
+    if any(type(m).__module__.startswith('peft.') for m in model.backbone.modules()): # LoRA adapters: merged in float32, into a copy
+        import copy, vitzoo.lora
+        model = copy.deepcopy(model).merge_and_unload()
     packed = can_pack(dtype)
     if not packed:
         hint = '; bfloat16 may be slower than float32 on this CPU: try dtype=torch.float32' if dtype == torch.bfloat16 else ''

@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/save.html.md"""
 
 # %% ../nbs/07_save.ipynb #1462004e
 from __future__ import annotations
-import copy, hashlib, json, os, re, shutil, tempfile, uuid, warnings
+import copy, hashlib, importlib, json, os, re, shutil, tempfile, uuid, warnings
 from dataclasses import asdict, fields
 from functools import partial
 from pathlib import Path
@@ -88,12 +88,15 @@ def register_head(cls:type|None=None, # a `BaseHead` subclass with a `get_config
     return cls
 
 # %% ../nbs/07_save.ipynb #ac8c5b89
+_LAZY_HEADS = dict(FastaiHead='vitzoo.learner') # heads registered by modules this one does not import (fastai)
+
 def build_head(d:dict)->BaseHead:
     "The head described by `d`, a dict from `head_config`"
     if not (isinstance(d, dict) and isinstance(d.get('class'), str) and isinstance(d.get('config'), dict)):
         raise ValueError(f"A head description is a dict {{'class': <registered head name>, 'config': <dict of constructor "
                          f"arguments>}}, got {d!r:.200}")
     name, cfg = d['class'], dict(d['config'])
+    if name not in _HEADS and name in _LAZY_HEADS: importlib.import_module(_LAZY_HEADS[name]) # registers it
     if name not in _HEADS:
         raise ValueError(f"Unknown head class {name!r}; registered heads: {', '.join(sorted(_HEADS))}. Define the class and "
                          f"decorate it with @vitzoo.save.register_head (name={name!r}) before loading")
