@@ -283,3 +283,11 @@ def test_fastai_head_loads_in_a_fresh_process(tmp_path):
             f"x, y = torch.load({str(tmp_path/'xy.pt')!r}); assert torch.equal(m(x), y); print(type(m.head).__name__)")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
     assert out.returncode == 0 and out.stdout.strip() == 'FastaiHead', out.stderr[-2000:]
+
+def test_schedule_methods_without_fastai_vision_all():
+    "A learner from `vit_learner` has `fine_tune`/`fit_one_cycle`/`lr_find` even when the user never imported `fastai.vision.all`"
+    import subprocess, sys
+    code = ("from vitzoo.learner import ViTLearner; missing = [m for m in ('fine_tune', 'fit_one_cycle', 'lr_find') "
+            "if not hasattr(ViTLearner, m)]; assert not missing, missing")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    assert out.returncode == 0, out.stderr[-1500:]

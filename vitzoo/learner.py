@@ -18,6 +18,7 @@ from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from torch.amp import GradScaler
 from fastai.callback.progress import ProgressCallback
+import fastai.callback.schedule # Learner.fit_one_cycle, fine_tune, lr_find: a learner from `vit_learner` has them without `fastai.vision.all`
 from fastai.data.transforms import Normalize, get_c
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.optimizer import Adam
