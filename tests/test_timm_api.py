@@ -12,7 +12,7 @@ from timm.utils import freeze
 from vitzoo.factory import tiny_model
 from vitzoo.heads import IdentityHead, LinearHead
 from fastai.torch_core import norm_bias_params
-from vitzoo.learner import layer_decay_mults, vit_learner, vit_splitter, _no_wd_names
+from vitzoo.learner import layer_decay_mults, vit_learner, vit_splitter
 
 FAMILIES = ['vanilla_vit', 'deit_vit', 'dino_vit', 'dino_v2_vit', 'dinov2_reg_vit', 'dinov3_vit', 'clip_vit']
 # the position embeddings and prefix tokens, by each family's HF parameter names
@@ -131,8 +131,6 @@ def test_no_weight_decay(name):
     names = m.no_weight_decay()
     assert names == {f'backbone.embeddings.{k}' for k in NO_WD[name]}
     assert names <= dict(m.named_parameters()).keys()
-    # the same tensors vitzoo's learner exempts by name, bar LayerScale (1-d: timm exempts it by its shape, not by name)
-    assert names == {f'backbone.{n}' for n, _ in m.backbone.named_parameters() if any(k in n for k in _no_wd_names if k != 'lambda1')}
 
 def _vitzoo_learner(m):
     "A `vit_learner(..., layer_decay=0.75, wd=0.05)` on `m`, its optimizer created"
@@ -165,9 +163,9 @@ def test_optimizer_parity(name):
     assert sorted(set(t_lr.values())) == pytest.approx(layer_decay_mults(3, 0.75)) # stem, 3 blocks, norm + head
 
 def _vitzoo_no_wd(m):
-    "Names vitzoo's learner means to exempt from weight decay: fastai's biases and norms (`wd_bn_bias=False`) and `_no_wd_names`"
+    "Names vitzoo's learner means to exempt from weight decay: fastai's biases and norms (`wd_bn_bias=False`), `no_weight_decay()` and LayerScale"
     ids = {id(p) for p in norm_bias_params(m)}
-    return {n for n, p in m.named_parameters() if id(p) in ids or (n.startswith('backbone.') and any(k in n for k in _no_wd_names))}
+    return {n for n, p in m.named_parameters() if id(p) in ids or n in m.no_weight_decay() or n.endswith('.lambda1')}
 
 @pytest.mark.parametrize('name', FAMILIES)
 def test_weight_decay_difference(name):

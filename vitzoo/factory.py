@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/factory.html.md"""
 
 # %% ../nbs/03_factory.ipynb #8fb4f852
 from __future__ import annotations
-import copy, difflib, json, numbers, os, re, warnings
+import copy, difflib, numbers, os, re, warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -234,16 +234,9 @@ def load_backbone(cls, # transformers class (resolved)
 # %% ../nbs/03_factory.ipynb #2e60525d
 def _processor_stats(checkpoint:str, model_type:str, subfolder:str=''):
     "Mean, std, size and the whole `preprocessor_config.json` (or `{}`) of `checkpoint`'s image processor, from a local folder or the HF cache"
-    p = Path(checkpoint)/subfolder/'preprocessor_config.json'
-    if not p.exists():
-        try:
-            from huggingface_hub import try_to_load_from_cache
-            c = try_to_load_from_cache(checkpoint, 'preprocessor_config.json', subfolder=subfolder or None)
-            p = Path(c) if isinstance(c, str) else None
-        except Exception: p = None
-    try: d = json.loads(p.read_text()) if p and p.exists() else {}
-    except (ValueError, UnicodeDecodeError): d = {}
-    if not isinstance(d, dict): d = {}
+    from vitzoo.transforms import _read_processor_config
+    try: d = _read_processor_config(checkpoint, subfolder) or {}
+    except ValueError: d = {} # a broken file: the family's defaults (the checkpoint's weights are what build_model loads)
     mean, std = (CLIP_MEAN, CLIP_STD) if model_type == 'clip_vision_model' else (IMAGENET_MEAN, IMAGENET_STD)
     size = d.get('crop_size') if d.get('do_center_crop', 'crop_size' in d) else None
     size = size or d.get('size')

@@ -113,15 +113,16 @@ class KeepOutputs(Callback):
     def after_cancel_batch(self): self._reset()
 
 # %% ../nbs/04_learner.ipynb #1df4eb80
-_no_wd_names = ('cls_token', 'position_embedding', 'register_tokens', 'mask_token', 'distillation_token', 'class_embedding', 'lambda1')
+_LAYERSCALE = '.lambda1' # DINOv2/DINOv3's LayerScale vectors: no weight decay either (timm exempts them as 1-d tensors)
 
 class ViTLearner(Learner):
     "A fastai `Learner` for a `VitZooModel`"
     def create_opt(self):
         super().create_opt()
         model = getattr(self.model, 'module', self.model)
-        for n, p in model.backbone.named_parameters(): # fastai's state is a defaultdict: set the flag on every match
-            if any(k in n for k in _no_wd_names): self.opt.state[p]['do_wd'] = False
+        no_wd = model.no_weight_decay() # position embeddings and tokens, the names timm's optimizer factory exempts
+        for n, p in model.named_parameters(): # fastai's state is a defaultdict: set the flag on every match
+            if n in no_wd or n.endswith(_LAYERSCALE): self.opt.state[p]['do_wd'] = False
 
     def freeze_to(self, n:int):
         "fastai's `freeze_to`; on a model with LoRA adapters the base weights then stay frozen (`vitzoo.lora.lora_refreeze`)"

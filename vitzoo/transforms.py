@@ -14,7 +14,7 @@ import torch
 from torchvision.transforms.v2 import functional as tvF
 from fastcore.basics import patch
 from fasttransform import Transform
-from .registry import ModelSpec, get_spec
+from .registry import ModelSpec, get_spec, spec_for_checkpoint
 
 # %% auto #0
 __all__ = ['CheckpointTransforms', 'transforms_from_processor', 'transforms_from_spec', 'CheckpointResize',
@@ -259,24 +259,27 @@ def batch_tfms(self:CheckpointTransforms)->list:
     return [Normalize.from_stats([m / s for m in mean[:c]], [d / s for d in std[:c]])]
 
 # %% ../nbs/03b_transforms.ipynb #f916dfdf
-def _folder_processor(p:Path)->dict|None:
-    f = p/'preprocessor_config.json'
-    return json.loads(f.read_text()) if f.is_file() else None
-
-def _hub_processor(hub_id:str)->dict|None:
-    "The cached `preprocessor_config.json` of `hub_id`, or `None` (no download)"
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        f = try_to_load_from_cache(hub_id, 'preprocessor_config.json')
-    except Exception: return None
-    return json.loads(Path(f).read_text()) if isinstance(f, str) else None
+def _read_processor_config(checkpoint:str|Path, # a local folder, or a hub id (looked up in the HF cache only)
+                          subfolder:str='', # subfolder of the checkpoint holding it
+                         )->dict|None:
+    "The `preprocessor_config.json` of `checkpoint` as a dict, or `None` where there is none (never downloads)"
+    f = Path(checkpoint)/subfolder/'preprocessor_config.json'
+    if not f.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+            c = try_to_load_from_cache(str(checkpoint), 'preprocessor_config.json', subfolder=subfolder or None)
+        except Exception: return None # not a hub id
+        if not isinstance(c, str): return None
+        f = Path(c)
+    try: d = json.loads(f.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{f} is not a valid preprocessor_config.json ({e}): save the processor again") from e
+    if not isinstance(d, dict): raise ValueError(f"{f} holds a {type(d).__name__}, not a preprocessor_config.json dict: save the processor again")
+    return d
 
 def _spec_of_name(name:str)->ModelSpec|None:
-    from vitzoo import registry
+    "The registry entry named `name`, or whose checkpoint is the hub id `name`"
     try: return get_spec(name)
-    except (KeyError, ValueError): pass
-    find = getattr(registry, 'spec_for_checkpoint', None)
-    return find(name) if find else next((s for s in map(get_spec, registry.list_models()) if s.checkpoint == name), None)
+    except (KeyError, ValueError): return spec_for_checkpoint(name)
 
 def checkpoint_transforms(src, # registry name, hub id, HF or vitzoo folder, `ModelSpec`, processor dict, or a `VitZooModel`
                           size:int|None=None, # square output side instead of the checkpoint's (the resize scales with it)
@@ -294,12 +297,12 @@ def checkpoint_transforms(src, # registry name, hub id, HF or vitzoo folder, `Mo
     elif isinstance(src, (str, Path)):
         p, spec = Path(src), None
         if p.is_dir():
-            d = _folder_processor(p)
+            d = _read_processor_config(p)
             if d is None: raise FileNotFoundError(f"{p} has no preprocessor_config.json: pass the checkpoint's registry name or hub id, "
                                                   "or save the processor there (AutoImageProcessor.save_pretrained)")
             t = transforms_from_processor(d, source=str(p/'preprocessor_config.json'))
         elif (spec := _spec_of_name(str(src))) is not None: t = transforms_from_spec(spec)
-        elif (d := _hub_processor(str(src))) is not None: t = transforms_from_processor(d, source=f"{src}'s cached preprocessor_config.json")
+        elif (d := _read_processor_config(str(src))) is not None: t = transforms_from_processor(d, source=f"{src}'s cached preprocessor_config.json")
         else:
             from vitzoo.registry import list_models
             import difflib
