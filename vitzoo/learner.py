@@ -88,7 +88,7 @@ class BF16Autocast(Callback):
     order = MixedPrecision.order
     def __init__(self): super().__init__()
     def before_batch(self):
-        self._ctx = torch.autocast(self.dls.device.type if hasattr(self.dls, 'device') and self.dls.device else 'cpu', dtype=torch.bfloat16)
+        self._ctx = torch.autocast(_train_device(self.learn).type, dtype=torch.bfloat16) # `dls.device` may be a str ('cpu')
         self._ctx.__enter__()
     def after_pred(self): self.learn.pred = to_float(self.pred)
     def _exit(self):
@@ -125,12 +125,14 @@ class ViTLearner(Learner):
             if n in no_wd or n.endswith(_LAYERSCALE): self.opt.state[p]['do_wd'] = False
 
     def freeze_to(self, n:int):
-        "fastai's `freeze_to`; on a model with LoRA adapters the base weights then stay frozen (`vitzoo.lora.lora_refreeze`)"
+        "fastai's `freeze_to`, where frozen weights also stay put (fastai would still decay them); LoRA base weights stay frozen (`vitzoo.lora.lora_refreeze`)"
         super().freeze_to(n)
         model = getattr(self.model, 'module', self.model)
         if getattr(model, 'lora_norms', None) is not None: # set by `add_lora`; no peft import for plain models
             from vitzoo.lora import lora_refreeze
             lora_refreeze(model)
+        for p in model.parameters(): # fastai's optimizer steps every parameter holding a `.grad` (weight decay too): drop the frozen ones' stale zeros
+            if not p.requires_grad: p.grad = None
 
 # %% ../nbs/04_learner.ipynb #df609bce
 def _train_device(learn)->torch.device:

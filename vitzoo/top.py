@@ -36,9 +36,17 @@ def lower_tensors(model:VitZooModel, # the model
     top = {id(t) for m in [*blocks[start:], model.norm] for t in [*m.parameters(), *m.buffers()]}
     return [t for t in [*model.backbone.parameters(), *model.backbone.buffers()] if id(t) not in top]
 
+def _content(t:torch.Tensor):
+    "A checksum of `t`'s values: fastai's optimizers write through `p.data`, which leaves `t._version` as it was"
+    d = t.detach().reshape(-1)
+    if not d.numel(): return 0
+    if hasattr(torch, 'hash_tensor'): return int(torch.hash_tensor(d).view(torch.int64)) # an XOR of the bits
+    d = d.double() # older torch: two weighted sums
+    return float(d.sum()), float((d * torch.arange(1, len(d) + 1, dtype=torch.float64, device=d.device)).sum())
+
 def _fingerprint(tensors)->tuple:
-    "Identity and in-place version of every tensor: an optimizer step or `load_state_dict` changes it"
-    return tuple((id(t), t._version, t.data_ptr(), t.dtype, tuple(t.shape), str(t.device)) for t in tensors)
+    "Identity, in-place version and checksum of every tensor: an optimizer step (even through `.data`) or `load_state_dict` changes it"
+    return tuple((id(t), t._version, t.data_ptr(), t.dtype, tuple(t.shape), str(t.device), _content(t)) for t in tensors)
 
 def _run_lower(model:VitZooModel, x:torch.Tensor, start:int)->dict:
     "Run `model`'s backbone on `x` up to block `start`: `h`, the tokens entering it, and the block's other arguments"
@@ -134,35 +142,48 @@ def _check_k(model, k)->int:
 
 def _xy(b, what):
     if not isinstance(b, (tuple, list)) or len(b) != 2:
-        raise ValueError(f"{what} yields batches of {len(b) if isinstance(b, (tuple, list)) else type(b).__name__} items; "
-                         "token caching needs (images, labels) batches: one input and one target")
+        got = f"batches of {len(b)} items" if isinstance(b, (tuple, list)) else f"bare {type(b).__name__} batches (no labels)"
+        raise ValueError(f"{what} yields {got}; token caching needs (images, labels) batches: one input and one target")
     return b
 
 def _cache_split(model, dl, start:int, views:int, alloc, name:str, autocast:bool, progress:bool):
     "`views` passes of `dl` through the blocks below `start`: tokens `(views, n, t, d)` from `alloc(h)`, labels, and the block's other arguments"
     dev = next(model.parameters()).device
-    out, ys, extras, first, size = None, None, ((), {}), None, None
+    out, ys, extras, size = None, None, ((), {}), None
     ctx = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if autocast else nullcontext
     for v in range(views):
         i, vy = 0, []
-        it = progress_bar(dl, leave=False, comment=f"dls.{name}" + (f", view {v+1} of {views}" if views > 1 else '')) if progress else dl
+        it = dl
+        if progress: # fastprogress's console bar takes no `comment=` argument, but both bars show the attribute
+            it = progress_bar(dl, leave=False)
+            it.comment = f"dls.{name}" + (f", view {v+1} of {views}" if views > 1 else '')
         for b in it:
             x, y = _xy(b, f"dls.{name}")
             with torch.no_grad(), ctx(): got = _run_lower(model, x.to(dev), start)
             h = got['h']
-            if out is None: out, extras, first, size = alloc(h, views), (got['args'], got['kwargs']), h.detach().float().cpu(), tuple(x.shape[-2:])
+            if out is None: out, extras, size = alloc(h, views), (got['args'], got['kwargs']), tuple(x.shape[-2:])
             out[v, i:i+len(h)] = h.detach().to('cpu', out.dtype)
             vy.append(y.detach().cpu() if isinstance(y, torch.Tensor) else torch.as_tensor(y)); i += len(h)
         if i != dl.n: raise RuntimeError(f"dls.{name} gave {i} images for its {dl.n} items")
         vy = torch.cat(vy) if vy else torch.zeros(0, dtype=torch.long)
         if v == 0: ys = vy
         elif not torch.equal(vy, ys): raise ValueError(f"dls.{name}'s labels changed between passes over it: a cached view needs its image's label")
-        if v == 1 and torch.equal(out[1, :len(first)].float(), out[0, :len(first)].float()):
+        if v == 1 and torch.equal(out[1], out[0]):
             warnings.warn(f"views={views}, but two passes over dls.train gave the same tokens: its transforms draw nothing at random, "
                           "so every view is the same. Pass views=1, or build the DataLoaders with augmentations (e.g. batch_tfms=aug_transforms()).")
     return out, ys, extras, size
 
 # %% ../nbs/04b_top.ipynb #ed50d509
+def _check_cache_dir(folder:Path|None):
+    if folder is None or folder.is_dir(): return
+    if folder.exists(): raise NotADirectoryError(f"cache_dir='{folder}' is a file, not a folder; pass a folder")
+    raise FileNotFoundError(f"cache_dir='{folder}' does not exist; create the folder first")
+
+def _source(dls, views:int, dtype, autocast:bool)->tuple:
+    "What a cache was made from: the datasets, their sizes, the loaders' transforms, and the cache settings"
+    tfms = lambda dl: tuple(repr(getattr(dl, n, None)) for n in ('after_item', 'before_batch', 'after_batch'))
+    return (id(dls.train.dataset), id(dls.valid.dataset), dls.train.n, dls.valid.n, tfms(dls.train), tfms(dls.valid), views, dtype, autocast)
+
 def _check_dls(dls):
     if not (hasattr(dls, 'train') and hasattr(dls, 'valid')):
         raise TypeError(f"dls must be fastai DataLoaders (with .train and .valid), got {type(dls).__name__}")
@@ -186,7 +207,7 @@ def cache_tokens(model:VitZooModel, # the model; its stem and blocks below the t
     views = _check_int(views, 'views', 1, None, " (passes over the training set)")
     if dtype not in CACHE_DTYPES: raise ValueError(f"dtype={dtype} is not a cache type: use torch.bfloat16 (default) or torch.float32")
     folder = None if cache_dir is None else Path(cache_dir)
-    if folder is not None and not folder.is_dir(): raise NotADirectoryError(f"cache_dir={str(cache_dir)!r} is not a folder; create it first")
+    _check_cache_dir(folder)
     tdl, vdl = dls.train.new(shuffle=False, drop_last=False), dls.valid.new(shuffle=False, drop_last=False)
     paths = []
     def alloc(h, nv, name):
@@ -202,8 +223,8 @@ def cache_tokens(model:VitZooModel, # the model; its stem and blocks below the t
             if total > 0.9 * free:
                 fix = "pass cache_dir= (a folder on a disk with room)" if folder is None else "free space or choose another cache_dir"
                 raise MemoryError(f"The token cache needs {_human(total)} but only {_human(free)} is "
-                                  f"{'available in RAM' if folder is None else f'free in {folder}'}: {fix}, or use fewer views, "
-                                  "or dtype=torch.bfloat16")
+                                  f"{'available in RAM' if folder is None else f'free in {folder}'}: {fix}"
+                                  + (", or fewer views" if nv > 1 else '') + (", or dtype=torch.bfloat16 (half the size)" if dtype == torch.float32 else ''))
         out, path = _alloc((nv, len_[name], t, d), dtype, folder, name)
         if path is not None: paths.append(path)
         return out
@@ -219,7 +240,7 @@ def cache_tokens(model:VitZooModel, # the model; its stem and blocks below the t
     if tr is None: raise ValueError("dls.train has no images to cache")
     if va is None: va = tr.new_zeros((1, 0, *tr.shape[2:]))
     if fp != _fingerprint(lower_tensors(model, start)): raise RuntimeError("The model's lower blocks changed while their tokens were cached")
-    src = (id(dls.train.dataset), id(dls.valid.dataset), tdl.n, vdl.n, views, dtype, autocast)
+    src = _source(dls, views, dtype, autocast)
     return TokenCache(tr, ty, va[0], vy, start, size, _replayable(model, *extras), fp, src, tuple(paths))
 
 # %% ../nbs/04b_top.ipynb #6ad1b390
@@ -244,9 +265,11 @@ class TopBlocks(nn.Module):
         if m.head is not self.head: raise RuntimeError("The model's head was replaced after this TopBlocks was built; build a new one (learn.top_learner)")
         h = h.to(self.norm.weight.dtype if getattr(self.norm, 'weight', None) is not None else torch.float32)
         kw = dict(self.kwargs)
-        if self.rope: # DINOv3: RoPE angles from the image size (randomly jittered in train mode, as the full model does)
-            pe = m.backbone.embeddings.patch_embeddings.weight
-            kw['position_embeddings'] = m.backbone.rope_embeddings(pe.new_empty((1, m.config.num_channels, *self.image_size)))
+        if self.rope: # DINOv3: RoPE angles from the image size, jittered in train mode as the full model's are
+            rope, pe = m.backbone.rope_embeddings, m.backbone.embeddings.patch_embeddings.weight
+            was, rope.training = rope.training, self.training # the full model may sit in eval mode (after `validate`)
+            try: kw['position_embeddings'] = rope(pe.new_empty((1, m.config.num_channels, *self.image_size)))
+            finally: rope.training = was
         for blk in self.blocks:
             out = blk(h, *self.args, **kw)
             h = out[0] if isinstance(out, (tuple, list)) else out
@@ -299,6 +322,8 @@ class TopLearner(ViTLearner):
         if getattr(self.full_model, 'lora_norms', None) is not None:
             from vitzoo.lora import lora_refreeze
             lora_refreeze(self.full_model)
+        for p in self.model.parameters(): # fastai steps every parameter holding a `.grad`: drop the frozen ones' stale zeros
+            if not p.requires_grad: p.grad = None
 
     def freeze_to(self, n:int):
         "fastai's `freeze_to` over the top learner's groups (each top block, then norm + head)"
@@ -332,10 +357,12 @@ def top_learner(self:ViTLearner, k:int, # number of top blocks to train (0: only
     if not isinstance(model, VitZooModel):
         raise TypeError(f"top_learner needs a learner whose model is a VitZooModel, got {type(model).__name__} (a distributed learner is not supported)")
     k = _check_k(model, k)
+    if layer_decay is not None: layer_decay_mults(1, layer_decay) # refuse a bad value before any caching
+    _check_cache_dir(None if cache_dir is None else Path(cache_dir))
     if getattr(self.dls, 'device', None) is not None: model.to(self.dls.device) # where fastai would train it: cache there too
     autocast = any(isinstance(c, BF16Autocast) for c in self.cbs)
     cache = getattr(self, 'token_cache', None)
-    src = (id(self.dls.train.dataset), id(self.dls.valid.dataset), self.dls.train.n, self.dls.valid.n, views, dtype, autocast)
+    src = _source(self.dls, views, dtype, autocast)
     if not (cache is not None and cache.start == len(model.blocks) - k and cache.source == src and cache.is_current(model)):
         self.token_cache = cache = None # free the old one first
         self.token_cache = cache = cache_tokens(model, self.dls, k, views, dtype, cache_dir, autocast, progress)
