@@ -127,13 +127,17 @@ class TokenCache:
     def views(self)->int: return self.train.shape[0]
     @property
     def nbytes(self)->int: return self.train.nbytes + self.valid.nbytes
-    def is_current(self, model:VitZooModel)->bool:
-        "Whether `model`'s tensors below block `start` are still the ones the tokens came from"
-        return self.fingerprint == _fingerprint(lower_tensors(model, self.start))
     def __repr__(self):
         where = 'memory-mapped' if self.paths else 'in memory'
         return (f"TokenCache(block {self.start}: {self.train.shape[1]} training images x {self.views} view{'s' if self.views > 1 else ''} + {len(self.valid)} validation, "
                 f"{self.train.shape[2]} tokens x {self.train.shape[3]}, {str(self.train.dtype).replace('torch.', '')}, {_human(self.nbytes)} {where})")
+
+# %% ../nbs/04b_top.ipynb #20ee9db7
+@patch
+def is_current(self:TokenCache, model:VitZooModel, # the model the tokens came from
+              )->bool:
+    "Whether `model`'s tensors below block `start` still hold the values the tokens came from"
+    return self.fingerprint == _fingerprint(lower_tensors(model, self.start))
 
 # %% ../nbs/04b_top.ipynb #0f3f98a2
 def _check_k(model, k)->int:
@@ -258,7 +262,6 @@ class TopBlocks(nn.Module):
 
     @property
     def model(self)->VitZooModel: return self._model[0]
-    def no_weight_decay(self)->set: return set() # position embeddings and tokens live below the cache
     def forward(self, h:torch.Tensor, # `(batch, tokens, dim)` cached tokens
                )->torch.Tensor:
         m = self.model
@@ -275,6 +278,12 @@ class TopBlocks(nn.Module):
             h = out[0] if isinstance(out, (tuple, list)) else out
         return self.head(pool_tokens(self.norm(h), m.pooling, m.num_prefix_tokens))
 
+# %% ../nbs/04b_top.ipynb #e4f0076f
+@patch
+def no_weight_decay(self:TopBlocks)->set:
+    "Names exempt from weight decay, as `VitZooModel.no_weight_decay`: none, the position embeddings and tokens live below the cache"
+    return set()
+
 # %% ../nbs/04b_top.ipynb #917a2d33
 class _Tokens:
     "A cache split as a dataset: indices in, the batch is gathered in `CachedTokensDL.create_batch`"
@@ -285,11 +294,15 @@ class _Tokens:
 
 class CachedTokensDL(DataLoader):
     "Batches of cached tokens and their labels; with several views, each image's view is drawn at random every time"
-    def create_batch(self, idxs):
-        ds, i = self.dataset, torch.as_tensor(idxs, dtype=torch.long)
-        nv = ds.x.shape[0]
-        x = ds.x[0][i] if nv == 1 else ds.x[torch.tensor([self.rng.randrange(nv) for _ in idxs]), i]
-        return x, ds.y[i]
+
+@patch
+def create_batch(self:CachedTokensDL, idxs:list, # indices of the images in the batch
+                )->tuple: # `(tokens, labels)`
+    "Gather the batch's tokens (one view per image, drawn with the loader's RNG) and labels from the cache"
+    ds, i = self.dataset, torch.as_tensor(idxs, dtype=torch.long)
+    nv = ds.x.shape[0]
+    x = ds.x[0][i] if nv == 1 else ds.x[torch.tensor([self.rng.randrange(nv) for _ in idxs]), i]
+    return x, ds.y[i]
 
 def cached_dataloaders(cache:TokenCache, # the tokens
                        dls:DataLoaders, # the image `DataLoaders` they came from: batch sizes, shuffling and device
@@ -325,19 +338,22 @@ class TopLearner(ViTLearner):
         for p in self.model.parameters(): # fastai steps every parameter holding a `.grad`: drop the frozen ones' stale zeros
             if not p.requires_grad: p.grad = None
 
-    def freeze_to(self, n:int):
-        "fastai's `freeze_to` over the top learner's groups (each top block, then norm + head)"
-        with self._own_flags(): super().freeze_to(n)
-
-    def fit(self, *args, **kwargs):
-        "fastai's `fit`, with this learner's freezing applied for its duration"
-        with self._own_flags():
-            self._apply_flags()
-            return super().fit(*args, **kwargs)
-
 def top_splitter(model:TopBlocks)->list:
     "Parameter groups of a `TopBlocks`: one per block, then final norm + head"
     return [list(b.parameters()) for b in model.blocks] + [[*model.norm.parameters(), *model.head.parameters()]]
+
+# %% ../nbs/04b_top.ipynb #6a85f95e
+@patch
+def freeze_to(self:TopLearner, n:int):
+    "fastai's `freeze_to` over the top learner's groups (each top block, then norm + head)"
+    with self._own_flags(): super(TopLearner, self).freeze_to(n)
+
+@patch
+def fit(self:TopLearner, *args, **kwargs):
+    "fastai's `fit`, with this learner's freezing applied for its duration and the full model's flags restored after"
+    with self._own_flags():
+        self._apply_flags()
+        return super(TopLearner, self).fit(*args, **kwargs)
 
 # %% ../nbs/04b_top.ipynb #bd921937
 _CARRIED = (BF16Autocast, MixedPrecision, LayerDecay)
