@@ -6,7 +6,7 @@ Docs: https://vitzoo.github.io/vitzoo/top.html.md"""
 
 # %% ../nbs/04b_top.ipynb #8e10020a
 from __future__ import annotations
-import numbers, os, shutil, tempfile, uuid, warnings, weakref
+import math, os, shutil, uuid, warnings, weakref
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import torch
@@ -95,9 +95,7 @@ def _alloc(shape:tuple, dtype, folder:Path|None, name:str):
     "A zero tensor of `shape`: in memory, or memory-mapped from a new file in `folder`"
     if folder is None: return torch.zeros(shape, dtype=dtype), None
     path = folder/f"vitzoo-tokens-{name}-{uuid.uuid4().hex[:8]}.bin"
-    n = 1
-    for s in shape: n *= s
-    return torch.from_file(str(path), shared=True, size=n, dtype=dtype).view(shape), path
+    return torch.from_file(str(path), shared=True, size=math.prod(shape), dtype=dtype).view(shape), path
 
 def _unlink(paths):
     for p in paths:
@@ -229,10 +227,9 @@ def cache_tokens(model:VitZooModel, # the model; its stem and blocks below the t
                 raise MemoryError(f"The token cache needs {_human(total)} but only {_human(free)} is "
                                   f"{'available in RAM' if folder is None else f'free in {folder}'}: {fix}"
                                   + (", or fewer views" if nv > 1 else '') + (", or dtype=torch.bfloat16 (half the size)" if dtype == torch.float32 else ''))
-        out, path = _alloc((nv, len_[name], t, d), dtype, folder, name)
+        out, path = _alloc((nv, (tdl if name == 'train' else vdl).n, t, d), dtype, folder, name)
         if path is not None: paths.append(path)
         return out
-    len_ = dict(train=tdl.n, valid=vdl.n)
     fp = _fingerprint(lower_tensors(model, start))
     try:
         with eval_mode(model):
